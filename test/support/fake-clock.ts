@@ -1,0 +1,73 @@
+/**
+ * A deterministic Clock for tests. Time starts at `start` (default 1000 ms) and
+ * moves only through advance(ms), which runs every timer falling due within the
+ * window in order of due time (ties: order of scheduling), including timers
+ * scheduled by those timers; now() reads each timer's due time while it runs.
+ */
+import type { Clock } from "../../src/session/transport";
+
+interface Timer { at: number; seq: number; fn: () => void }
+
+export class FakeClock implements Clock {
+  private t: number;
+  private seq = 0;
+  private timers: Timer[] = [];
+
+  constructor(start = 1000) {
+    this.t = start;
+  }
+
+  now(): number {
+    return this.t;
+  }
+
+  setTimeout(fn: () => void, ms: number): unknown {
+    const timer = { at: this.t + Math.max(0, Number(ms) || 0), seq: this.seq++, fn };
+    this.timers.push(timer);
+    return timer;
+  }
+
+  clearTimeout(handle: unknown): void {
+    const i = this.timers.indexOf(handle as Timer);
+    if (i >= 0) this.timers.splice(i, 1);
+  }
+
+  /** Number of timers waiting. */
+  get pending(): number {
+    return this.timers.length;
+  }
+
+  /** Due time of the next timer, or undefined. */
+  nextAt(): number | undefined {
+    const n = this.next();
+    return n && n.at;
+  }
+
+  /** Moves time forward by ms, running due timers in order. */
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (let runs = 0; ; runs++) {
+      if (runs > 1e5) throw new Error("FakeClock: timers keep falling due (a zero-delay loop?)");
+      const n = this.next();
+      if (!n || n.at > end) break;
+      this.timers.splice(this.timers.indexOf(n), 1);
+      this.t = n.at;
+      n.fn();
+    }
+    this.t = end;
+  }
+
+  /** Advances to the next timer and runs it (and any due at the same time); false if none. */
+  step(): boolean {
+    const n = this.next();
+    if (!n) return false;
+    this.advance(n.at - this.t);
+    return true;
+  }
+
+  private next(): Timer | undefined {
+    let best: Timer | undefined;
+    for (const x of this.timers) if (!best || x.at < best.at || (x.at == best.at && x.seq < best.seq)) best = x;
+    return best;
+  }
+}
