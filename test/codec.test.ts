@@ -3,13 +3,24 @@ import {
   Decoder, encode, topicMatches, utf8Decode, utf8Encode,
   type Packet,
 } from "../src/codec/index";
+import { ServerDecoder, encodeServer } from "../src/codec/server";
 import {
-  Rng, buffered, collector, decodeChunks, fromBuf, hex, oracleEncode, oracleParse, randomPacket, toBuf, unhex,
+  Rng, buffered, collector, decodeChunks, fromBuf, hex, newDecoder, oracleEncode, oracleParse, randomPacket, toBuf, unhex,
 } from "./support/codec-oracle";
 
 const CLIENT_TO_SERVER = new Set([1, 8, 10, 12, 14]);
+/** Server->client packets the firmware encode() leaves to encodeServer(). */
+const SERVER_ONLY = new Set([2, 9]);
 
-/** Decodes one whole byte string; client->server types with clientSide=false. */
+/** Any packet: the firmware encoder where it applies (checked to agree), encodeServer otherwise. */
+function enc(p: Packet): string {
+  const s = encodeServer(p);
+  if (SERVER_ONLY.has(p.type)) expect(() => encode(p)).toThrow("type");
+  else expect(encode(p)).toBe(s);
+  return s;
+}
+
+/** Decodes one whole byte string; client->server types with the ServerDecoder (clientSide=false). */
 function decodeOne(s: string, max = 1024): Packet {
   const p = (s.charCodeAt(0) >> 4);
   const out = decodeChunks([s], max, !CLIENT_TO_SERVER.has(p));
@@ -27,7 +38,7 @@ const INTL = "température/é/日本/😀";
 
 describe("golden vectors", () => {
   it("CONNACK accepted is 20 02 00 00", () => {
-    expect(hex(encode({ type: 2, sessionPresent: false, returnCode: 0 }))).toBe("20020000");
+    expect(hex(enc({ type: 2, sessionPresent: false, returnCode: 0 }))).toBe("20020000");
     expect(decodeOne(unhex("20020000"))).toEqual({ type: 2, sessionPresent: false, returnCode: 0 });
     expect(decodeOne(unhex("20020105"))).toEqual({ type: 2, sessionPresent: true, returnCode: 5 });
   });
@@ -35,7 +46,7 @@ describe("golden vectors", () => {
   it("CONNECT board-1, keep-alive 60, clean session", () => {
     // 10 13: CONNECT, remaining 19 = 6 (name) + 1 (level) + 1 (flags) + 2 (keep-alive) + 9 (client id)
     const want = "1013" + "00044d515454" + "04" + "02" + "003c" + "0007" + hex("board-1");
-    expect(hex(encode({ type: 1, clientId: "board-1", keepAlive: 60, clean: true }))).toBe(want);
+    expect(hex(enc({ type: 1, clientId: "board-1", keepAlive: 60, clean: true }))).toBe(want);
   });
 
   it("CONNECT with every field: flags and payload order", () => {
@@ -45,22 +56,22 @@ describe("golden vectors", () => {
     };
     // remaining 27 = 10 + 3 + 3 + 4 + 3 + 4; flags: user 0x80 | password 0x40 | will retain 0x20 | will qos 2 << 3 | will 0x04 = 0xf4
     const want = "101b" + "00044d515454" + "04" + "f4" + "1234" + "000163" + "000177" + "000200ff" + "000175" + "00027080";
-    expect(hex(encode(p))).toBe(want);
+    expect(hex(enc(p))).toBe(want);
     expect(decodeOne(unhex(want))).toEqual(p);
   });
 
   it("PINGREQ C0 00, PINGRESP D0 00, DISCONNECT E0 00", () => {
-    expect(hex(encode({ type: 12 }))).toBe("c000");
-    expect(hex(encode({ type: 13 }))).toBe("d000");
-    expect(hex(encode({ type: 14 }))).toBe("e000");
+    expect(hex(enc({ type: 12 }))).toBe("c000");
+    expect(hex(enc({ type: 13 }))).toBe("d000");
+    expect(hex(enc({ type: 14 }))).toBe("e000");
     expect(decodeOne(unhex("d000"))).toEqual({ type: 13 });
   });
 
   it("PUBLISH, SUBSCRIBE, PUBREL by hand", () => {
-    expect(hex(encode({ type: 3, topic: "a/b", payload: "hi", qos: 1, retain: true, dup: true, id: 10 })))
+    expect(hex(enc({ type: 3, topic: "a/b", payload: "hi", qos: 1, retain: true, dup: true, id: 10 })))
       .toBe("3b09" + "0003612f62" + "000a" + "6869");
-    expect(hex(encode({ type: 8, id: 1, subs: [{ topic: "a/#", qos: 1 }] }))).toBe("8208" + "0001" + "0003612f23" + "01");
-    expect(hex(encode({ type: 6, id: 258 }))).toBe("62020102");
+    expect(hex(enc({ type: 8, id: 1, subs: [{ topic: "a/#", qos: 1 }] }))).toBe("8208" + "0001" + "0003612f23" + "01");
+    expect(hex(enc({ type: 6, id: 258 }))).toBe("62020102");
   });
 });
 
@@ -100,7 +111,7 @@ describe("every packet type round-trips and agrees with mqtt-packet", () => {
   });
   for (const [name, p] of TABLE) {
     it(name, () => {
-      const s = encode(p);
+      const s = enc(p);
       expect(decodeOne(s)).toEqual(p);
       expect(hex(s)).toBe(hex(oracleEncode(p)));
       expect(oracleParse(s)).toEqual([p]);
@@ -108,14 +119,14 @@ describe("every packet type round-trips and agrees with mqtt-packet", () => {
   }
 
   it("client-side decoder accepts every server->client type", () => {
-    const s = TABLE.filter(([, p]) => !CLIENT_TO_SERVER.has(p.type)).map(([, p]) => encode(p)).join("");
+    const s = TABLE.filter(([, p]) => !CLIENT_TO_SERVER.has(p.type)).map(([, p]) => enc(p)).join("");
     const out = decodeChunks([s], 1024, true);
     expect(out.errors).toEqual([]);
     expect(out.packets).toEqual(TABLE.filter(([, p]) => !CLIENT_TO_SERVER.has(p.type)).map(([, p]) => p));
   });
 
   it("non-ASCII strings are UTF-8 on the wire", () => {
-    const s = encode({ type: 3, topic: INTL, payload: "", qos: 0, retain: false, dup: false });
+    const s = enc({ type: 3, topic: INTL, payload: "", qos: 0, retain: false, dup: false });
     const topicBytes = Buffer.from(INTL, "utf8");
     expect(s.slice(4)).toBe(fromBuf(topicBytes));
     expect(s.charCodeAt(2) << 8 | s.charCodeAt(3)).toBe(topicBytes.length);
@@ -130,7 +141,7 @@ describe("remaining length boundaries", () => {
       const p: Packet = rem < 3
         ? { type: 14 }
         : { type: 3, topic: "t", payload: "\xa5".repeat(rem - 3), qos: 0, retain: false, dup: false };
-      const s = encode(p);
+      const s = enc(p);
       expect(s.length).toBe(1 + lenBytes + rem);
       const mp = oracleEncode(p);
       expect(s.slice(0, 1 + lenBytes)).toBe(mp.slice(0, 1 + lenBytes));
@@ -151,7 +162,7 @@ describe("seeded random packets against mqtt-packet", () => {
     let stream = "";
     for (let i = 0; i < 3000; i++) {
       const p = randomPacket(r, 1 + r.int(14), true);
-      const s = encode(p);
+      const s = enc(p);
       expect(s).toBe(oracleEncode(p));
       expect(oracleParse(s)).toEqual([p]);
       all.push(p);
@@ -179,7 +190,7 @@ describe("streaming", () => {
     { type: 3, topic: INTL, payload: "x".repeat(200), qos: 0, retain: true, dup: false }, // 2-byte length
     { type: 11, id: 9 },
   ];
-  const stream = packets.map(encode).join("");
+  const stream = packets.map(enc).join("");
 
   it("several packets in one chunk", () => {
     expect(decodeChunks([stream], 1024, true)).toEqual({ packets, errors: [] });
@@ -228,7 +239,7 @@ describe("oversize packets", () => {
   const big: Packet = { type: 3, topic: "big", payload: "z".repeat(3000), qos: 1, retain: false, dup: false, id: 3 };
   const after: Packet = { type: 4, id: 77 };
   const before: Packet = { type: 13 };
-  const stream = encode(before) + encode(big) + encode(after);
+  const stream = enc(before) + enc(big) + enc(after);
 
   for (const size of [1, 7, 100, 1000, 5000]) {
     it(`drained without losing sync (chunks of ${size})`, () => {
@@ -248,17 +259,17 @@ describe("oversize packets", () => {
 
   it("a packet of exactly maxPacket bytes is accepted, one more is dropped", () => {
     const p = (n: number): Packet => ({ type: 3, topic: "t", payload: "a".repeat(n), qos: 0, retain: false, dup: false });
-    const exact = encode(p(1024 - 6)); // 1 + 2 + 3 + payload
+    const exact = enc(p(1024 - 6)); // 1 + 2 + 3 + payload
     expect(exact.length).toBe(1024);
     expect(decodeChunks([exact], 1024, true)).toEqual({ packets: [p(1018)], errors: [] });
-    const over = encode(p(1019));
+    const over = enc(p(1019));
     const out = decodeChunks([over + exact], 1024, true);
     expect(out.packets).toEqual([p(1018)]);
     expect(out.errors.map((e) => e.fatal)).toEqual([false]);
   });
 
   it("several oversize packets in a row, one byte at a time", () => {
-    const s = encode(big) + encode(big) + encode(after) + encode(big) + encode(before);
+    const s = enc(big) + enc(big) + enc(after) + enc(big) + enc(before);
     const out = decodeChunks([...s], 100, true);
     expect(out.packets).toEqual([after, before]);
     expect(out.errors.map((e) => e.fatal)).toEqual([false, false, false]);
@@ -340,32 +351,52 @@ describe("malformed input is a fatal error, and reset() recovers", () => {
 
   for (const [name, h, clientSide = true] of cases) {
     it(name, () => {
-      const d = new Decoder(1024, clientSide);
+      const d = newDecoder(1024, clientSide);
       const c = collector();
       // a valid packet first, then the bad one, then a valid one in the same chunk (dropped)
-      d.push(encode(good) + V(h) + encode(good), c.sink);
+      d.push(enc(good) + V(h) + enc(good), c.sink);
       expect(c.packets).toEqual([good]);
       expect(c.errors.length).toBe(1);
       expect(c.errors[0].fatal).toBe(true);
       expect(typeof c.errors[0].message).toBe("string");
       // dead until reset
-      d.push(encode(good), c.sink);
+      d.push(enc(good), c.sink);
       expect(c.packets).toEqual([good]);
       expect(c.errors.length).toBe(1);
       d.reset();
-      d.push(encode(good), c.sink);
+      d.push(enc(good), c.sink);
       expect(c.packets).toEqual([good, good]);
       expect(c.errors.length).toBe(1);
       expect(buffered(d)).toBe(0);
       // the same bad bytes one at a time also end in exactly one fatal error
-      const d2 = new Decoder(1024, clientSide);
+      const d2 = newDecoder(1024, clientSide);
       const c2 = collector();
-      for (const ch of V(h) + encode(good)) d2.push(ch, c2.sink);
+      for (const ch of V(h) + enc(good)) d2.push(ch, c2.sink);
       expect(c2.errors.length).toBe(1);
       expect(c2.errors[0].fatal).toBe(true);
       expect(c2.packets).toEqual([]);
     });
   }
+
+  it("the firmware Decoder rejects every client->server type as \"type\", whatever clientSide says", () => {
+    for (const clientSide of [true, false, undefined]) {
+      for (const [, p] of TABLE.filter(([, q]) => CLIENT_TO_SERVER.has(q.type))) {
+        const c = collector();
+        new Decoder(1024, clientSide).push(enc(p), c.sink);
+        expect(c.packets).toEqual([]);
+        expect(c.errors).toEqual([{ message: "type", fatal: true }]);
+      }
+    }
+  });
+
+  it("a ServerDecoder with clientSide=true decodes like the firmware Decoder", () => {
+    const s = TABLE.map(([, p]) => enc(p)).join("");
+    for (let k = 0; k < s.length; k += 7) {
+      const a = decodeChunks([s.slice(k)], 1024, true, new Decoder(1024, true));
+      const b = decodeChunks([s.slice(k)], 1024, true, new ServerDecoder(1024, true));
+      expect(b).toEqual(a);
+    }
+  });
 
   it("mqtt-packet also rejects the byte-level malformed cases it checks", () => {
     // sanity for a few vectors: the oracle agrees they are broken
@@ -377,21 +408,21 @@ describe("malformed input is a fatal error, and reset() recovers", () => {
   it("reset() drops a partial packet and a pending skip", () => {
     const d = new Decoder(16, true);
     const c = collector();
-    d.push(encode(good).slice(0, 3), c.sink);
+    d.push(enc(good).slice(0, 3), c.sink);
     expect(buffered(d)).toBe(3);
     d.reset();
     expect(buffered(d)).toBe(0);
-    d.push(encode({ type: 3, topic: "t", payload: "x".repeat(50), qos: 0, retain: false, dup: false }).slice(0, 10), c.sink);
+    d.push(enc({ type: 3, topic: "t", payload: "x".repeat(50), qos: 0, retain: false, dup: false }).slice(0, 10), c.sink);
     expect(c.errors).toEqual([{ message: expect.any(String), fatal: false }]);
     d.reset();
-    d.push(encode(good), c.sink);
+    d.push(enc(good), c.sink);
     expect(c.packets).toEqual([good]);
   });
 
   it("reset() from inside the sink drops the rest of that chunk", () => {
     const d = new Decoder(1024, true);
     const got: Packet[] = [];
-    d.push(encode(good) + encode(good), { packet: (p) => { got.push(p); d.reset(); }, error: () => {} });
+    d.push(enc(good) + enc(good), { packet: (p) => { got.push(p); d.reset(); }, error: () => {} });
     expect(got).toEqual([good]);
   });
 });
@@ -408,6 +439,11 @@ describe("encode rejects what a caller must never produce", () => {
     expect(() => encode({ type: 3, topic: "t", payload: "", qos: 1, retain: false, dup: false })).toThrow();
     expect(() => encode({ type: 4, id: 0 })).toThrow();
     expect(() => encode({ type: 4, id: 65536 })).toThrow();
+    // SUBACK and CONNACK are left to encodeServer(), which checks the same things
+    expect(() => encode({ type: 9, id: 1, granted: [0] })).toThrow("type");
+    expect(() => encode({ type: 2, sessionPresent: false, returnCode: 0 })).toThrow("type");
+    expect(() => encodeServer({ type: 9, id: 0, granted: [0] })).toThrow();
+    expect(() => encodeServer({ type: 8, id: 1, subs: [{ topic: "t", qos: 3 as 0 }] })).toThrow();
     // the longest legal topic is fine
     expect(encode({ type: 3, topic: long.slice(1), payload: "", qos: 0, retain: false, dup: false }).length).toBe(1 + 3 + 2 + 65535);
   });
@@ -480,6 +516,16 @@ describe("topicMatches", () => {
     ["x/#", "x/$y", true],
     ["température/+/日本/😀", INTL, true],
     ["Case", "case", false],
+    ["a/b/#", "a", false],
+    ["a/+/#", "a", false],
+    ["a/+/#", "a/b", true],
+    ["a/+/#", "a/b/c/d", true],
+    ["+/+", "a", false],
+    ["a", "a/", false],
+    ["", "", true],
+    ["", "/", false],
+    ["#/a", "x/a", false], // '#' not last: an invalid filter matches nothing
+    ["a/#/b", "a/x/b", false],
   ];
   for (const [f, t, want] of table) {
     it(`${f} ${want ? "matches" : "does not match"} ${t}`, () => {

@@ -4,6 +4,7 @@
  */
 import mqttPacket from "mqtt-packet";
 import { Decoder, type Packet, type QoS } from "../../src/codec/index";
+import { ServerDecoder } from "../../src/codec/server";
 
 /** mulberry32: small, fast, seeded PRNG returning floats in [0, 1). */
 export function mulberry32(seed: number): () => number {
@@ -216,8 +217,16 @@ export function collector(): Collected & { sink: { packet(p: Packet): void; erro
   };
 }
 
+/**
+ * A fresh decoder: the firmware (client-side) Decoder, or with clientSide=false
+ * the host-only ServerDecoder, which also decodes client->server packets.
+ */
+export function newDecoder(maxPacket: number, clientSide: boolean): Decoder {
+  return clientSide ? new Decoder(maxPacket, true) : new ServerDecoder(maxPacket);
+}
+
 /** Feeds `chunks` into a fresh (or given) decoder and returns what came out. */
-export function decodeChunks(chunks: string[], maxPacket = 1024, clientSide = false, d = new Decoder(maxPacket, clientSide)): Collected {
+export function decodeChunks(chunks: string[], maxPacket = 1024, clientSide = false, d = newDecoder(maxPacket, clientSide)): Collected {
   const c = collector();
   for (const ch of chunks) d.push(ch, c.sink);
   return { packets: c.packets, errors: c.errors };

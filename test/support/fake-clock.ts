@@ -3,18 +3,26 @@
  * moves only through advance(ms), which runs every timer falling due within the
  * window in order of due time (ties: order of scheduling), including timers
  * scheduled by those timers; now() reads each timer's due time while it runs.
+ *
+ * With { espruino: true } handles behave as on the board: small integer ids,
+ * reused (max id in use + 1), and clearTimeout of undefined or of an id that is
+ * no longer a timer (already fired or cleared) THROWS, as Espruino does
+ * ("Unknown Timeout"). Use it to prove code never clears a fired handle.
  */
 import type { Clock } from "../../src/session/transport";
 
-interface Timer { at: number; seq: number; fn: () => void }
+interface Timer { at: number; seq: number; fn: () => void; id: number }
 
 export class FakeClock implements Clock {
   private t: number;
   private seq = 0;
   private timers: Timer[] = [];
 
-  constructor(start = 1000) {
+  private espruino: boolean;
+
+  constructor(start = 1000, opts: { espruino?: boolean } = {}) {
     this.t = start;
+    this.espruino = !!opts.espruino;
   }
 
   now(): number {
@@ -22,14 +30,17 @@ export class FakeClock implements Clock {
   }
 
   setTimeout(fn: () => void, ms: number): unknown {
-    const timer = { at: this.t + Math.max(0, Number(ms) || 0), seq: this.seq++, fn };
+    const id = this.timers.reduce((m, x) => Math.max(m, x.id), 0) + 1;
+    const timer = { at: this.t + Math.max(0, Number(ms) || 0), seq: this.seq++, fn, id };
     this.timers.push(timer);
-    return timer;
+    return this.espruino ? id : timer;
   }
 
   clearTimeout(handle: unknown): void {
-    const i = this.timers.indexOf(handle as Timer);
+    if (this.espruino && handle === undefined) throw new Error("clearTimeout(undefined) not allowed. Use clearTimeout() instead.");
+    const i = this.espruino ? this.timers.findIndex((x) => x.id === handle) : this.timers.indexOf(handle as Timer);
     if (i >= 0) this.timers.splice(i, 1);
+    else if (this.espruino) throw new Error("Unknown Timeout");
   }
 
   /** Number of timers waiting. */

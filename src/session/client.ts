@@ -1,0 +1,298 @@
+/**
+ * MQTT 3.1.1 client session over a Transport (./transport.ts), timed by an injected Clock.
+ *
+ *   const c = new MqttClient(transport, clock, { host, port, clientId: "led1", keepAlive: 60, clean: false });
+ *   c.onConnect = (sessionPresent) => { if (!sessionPresent) c.subscribe("led/1/set", 1, (err, granted) => …); };
+ *   c.onMessage = (topic, payload, packet) => …;   // payload: byte string; route with topicMatches (../codec)
+ *   c.onClose = (reason) => …;                     // every end of a connection (then it reconnects by itself)
+ *   c.onError = (err) => …;                        // refusals, time-outs, protocol and decoder errors
+ *   c.onPacket = (dir, packet) => …;               // optional trace: "in" | "out"; live objects; password "***"
+ *   c.connect(); c.publish("led/1/state", "on", 1, true, (err) => …); c.connected; c.disconnect();
+ *
+ * Callbacks of publish/subscribe/unsubscribe: (err?: string, granted?: number) —
+ * err undefined on success; "full" (table full, at once), "offline" (QoS 0 while not
+ * connected), "refused" (SUBACK 0x80 for that filter; granted is then 128, otherwise
+ * the granted QoS, which may be lower than asked). publish completes when written
+ * (QoS 0), on PUBACK (1) or on PUBCOMP (2). Arguments that cannot be encoded (bad
+ * QoS, topic too long) throw to the caller. Errors and reasons are short strings
+ * ("refused: not authorized", "ping timeout", "connect timeout", "protocol error",
+ * decoder messages) and never contain the password.
+ *
+ * Options (times in ms unless said):
+ *   host, port, clientId, clean, keepAlive (SECONDS; 0 = no keep-alive),
+ *   username?, password? (byte string), will? {topic, payload, qos, retain},
+ *   maxPacket 2048 — larger incoming packets are dropped and reported (onError),
+ *   maxInflight 8 — bound of the outgoing table (QoS 1/2 publishes, subscribes and
+ *     unsubscribes awaiting their ack) and of the inbound QoS 2 id table,
+ *   connectTimeout 10000 — from the transport's onOpen to CONNACK,
+ *   backoffMin 1000, backoffMax 60000, random Math.random (jitter; inject for tests).
+ *
+ * Behaviour:
+ * - Keep-alive [MQTT-3.1.2-23]: a PINGREQ when nothing was SENT for keepAlive, and
+ *   also when nothing was RECEIVED for keepAlive (so publishing cannot hide a dead
+ *   link). If then no packet at all arrives within min(keepAlive/4, 15 s) the link is
+ *   dead: onError + close ("ping timeout") and reconnect. A silent broker is thus
+ *   detected at most 1.25 × keepAlive after the last packet received.
+ * - Reconnect after every close except disconnect(): wait b × (1 + random()) / 2 with
+ *   b doubling from backoffMin to backoffMax; b is reset by CONNACK 0 and set to
+ *   backoffMax by a refusal 4 (bad user name or password) or 5 (not authorized).
+ * - Outgoing table: publishes at QoS 1/2, subscribes and unsubscribes, in order, with
+ *   packet ids 1..65535 (wrapping, never 0, never one in the table). Calls made
+ *   while offline wait in it for the next CONNACK. After EVERY CONNACK all entries are
+ *   (re)sent in the original order: PUBLISHes already sent with DUP=1 and the same id,
+ *   a PUBREL for QoS 2 already PUBREC'd. With sessionPresent=1 that is the spec's
+ *   resend. With sessionPresent=0 (always so with clean=true; also a broker that lost
+ *   the session) the broker forgot them, so they go again as new messages: nothing is
+ *   dropped and every callback still reports (at-least-once; a QoS 2 message the broker
+ *   took but had not PUBREC'd yet may arrive twice — only a kept session prevents that).
+ *   disconnect() keeps the table for a later connect().
+ * - Subscriptions granted by the broker are remembered. After a CONNACK with
+ *   sessionPresent=0 they are re-subscribed once, in one SUBSCRIBE (a 0x80 there drops
+ *   that filter and is reported by onError); with sessionPresent=1 they are not.
+ *   The inbound QoS 2 table is cleared when sessionPresent=0.
+ * - Inbound: QoS 0 delivered; QoS 1 delivered then PUBACK; QoS 2 delivered once,
+ *   PUBREC (also for a duplicate with a pending id, not delivered again), PUBCOMP on
+ *   PUBREL. Unsolicited acks are ignored, except: a PUBREC for an unknown id is
+ *   answered with PUBREL (lets a broker holding the id from an older session free it;
+ *   its PUBCOMP is then ignored) and a PUBREL for an unknown id with PUBCOMP (spec).
+ * - A fatal decoder error or a protocol error (anything but CONNACK first, a second
+ *   CONNACK) closes and reconnects; a non-fatal one (oversize packet) is only reported.
+ *   Exceptions thrown by app callbacks are caught and passed to onError.
+ */
+import { encode, Decoder } from "../codec";
+import type { Packet, PublishPacket, QoS, Will, DecoderSink } from "../codec";
+import type { Bytes, Clock, Transport, TransportHandler } from "./transport";
+
+export interface MqttOptions {
+  host: string;
+  port: number;
+  clientId: string;
+  keepAlive: number;
+  clean: boolean;
+  username?: string;
+  password?: Bytes;
+  will?: Will;
+  maxPacket?: number;
+  maxInflight?: number;
+  connectTimeout?: number;
+  backoffMin?: number;
+  backoffMax?: number;
+  random?: () => number;
+}
+
+export type Callback = (err?: string, granted?: number) => void;
+
+interface Entry {
+  /** The packet to (re)send: PUBLISH, PUBREL, SUBSCRIBE or UNSUBSCRIBE (dup is set once sent). */
+  p: any;
+  /** The ack type that completes this step. */
+  a: number;
+  cb?: Callback;
+  /** Internal re-subscribe. */
+  r?: boolean;
+}
+
+const REFUSED = ["", "unacceptable protocol version", "identifier rejected", "server unavailable", "bad user name or password", "not authorized"];
+
+/*
+ * State lives in the constructor's closure rather than in fields: the minifier
+ * shortens local names but not `this.x`, and this is the largest module on the board.
+ */
+export class MqttClient {
+  /** True between a successful CONNACK and the end of that connection. */
+  readonly connected!: boolean;
+  onConnect?: (sessionPresent: boolean) => void;
+  onMessage?: (topic: string, payload: Bytes, packet: PublishPacket) => void;
+  onClose?: (reason: string) => void;
+  onError?: (err: string) => void;
+  /** Trace of every packet; the objects are live (copy to keep), a password reads "***". */
+  onPacket?: (dir: "in" | "out", p: Packet) => void;
+
+  /** Starts connecting now; keeps reconnecting until disconnect(). */
+  connect!: () => void;
+  /** Sends DISCONNECT and closes; no reconnect. Table entries stay for a later connect(). */
+  disconnect!: () => void;
+  subscribe!: (topic: string, qos: QoS, cb?: Callback) => void;
+  unsubscribe!: (topic: string, cb?: Callback) => void;
+  /** cb: QoS 0 when written, QoS 1 on PUBACK, QoS 2 on PUBCOMP; or an error. */
+  publish!: (topic: string, payload: Bytes, qos: QoS, retain: boolean, cb?: Callback) => void;
+
+  constructor(tr: Transport, clock: Clock, opts: MqttOptions) {
+    const me = this;
+    /** Options with defaults; also the CONNECT packet (type 1). */
+    const o: any = Object.assign({ type: 1, maxPacket: 2048, maxInflight: 8, connectTimeout: 1e4, backoffMin: 1e3, backoffMax: 6e4, random: Math.random }, opts);
+    const dec = new Decoder(o.maxPacket, true);
+    /** Current transport handler (none: no transport open). */
+    let cur: TransportHandler | null | undefined;
+    /** connect() called and disconnect() not. */
+    let want: boolean | undefined;
+    /** Reason of a close we asked for. */
+    let why: string | undefined;
+    /** The one pending timer (back-off, connect timeout or keep-alive), or null/undefined. */
+    let tm: unknown;
+    /** Next back-off. */
+    let bo = o.backoffMin;
+    /** Last packet id. */
+    let lastId = 0;
+    /** Outgoing table, in order. */
+    let t: Entry[] = [];
+    /** Inbound QoS 2 ids awaiting PUBREL. */
+    let rx: number[] = [];
+    /** Acknowledged subscriptions. */
+    let subs: { topic: string; qos: QoS }[] = [];
+    /** Times of the last send, the last receive, the outstanding PINGREQ (0: none). */
+    let ls = 0, lr = 0, pt = 0;
+    /** CONNACK 0 received on the current connection (read as .connected). */
+    let on = false;
+    Object.defineProperty(me, "connected", { get: () => on });
+
+    const err = (m: string) => me.onError && me.onError(m);
+    /** Runs f; whatever it throws becomes onError (never out of a handler or timer). */
+    const safe = (f: (a?: any) => void, a?: any) => {
+      try {
+        f(a);
+      } catch (x) {
+        err("" + x);
+      }
+    };
+    /**
+     * (Re)arms the one timer; at() just stops it. Only a pending handle is ever
+     * cleared: Espruino reuses timer ids (clearing a fired one could cancel another
+     * module's timer) and throws "Unknown Timeout" for one that is gone.
+     */
+    const at = (f?: () => void, ms?: number) => {
+      tm != null && clock.clearTimeout(tm);
+      tm = f && clock.setTimeout(() => ((tm = null), safe(f)), ms!);
+    };
+    const send = (p: any) => {
+      ls = clock.now();
+      me.onPacket && me.onPacket("out", p.password ? Object.assign({}, p, { password: "***" }) : p);
+      tr.write(encode(p));
+    };
+    /** Closes the transport for reason r (reported); onClose(r) follows, then a reconnect if wanted. */
+    const drop = (r: string) => {
+      err((why = r));
+      tr.close();
+    };
+    /** Next packet id: 1..65535, wrapping, never one in the table. */
+    const nid = () => {
+      do lastId = (lastId % 65535) + 1;
+      while (t.some((e) => e.p.id == lastId));
+      return lastId;
+    };
+    const queue = (p: any, a: number, cb?: Callback) => {
+      if (t.length >= o.maxInflight) return cb && cb("full");
+      p.id = nid();
+      // a packet that cannot be encoded throws here, to the caller, and never enters the table
+      encode(p);
+      t.push({ p, a, cb });
+      on && (send(p), (p.dup = true));
+    };
+    /** Keep-alive: acts when due, then re-arms itself for the next deadline. */
+    const ka = () => {
+      const k = o.keepAlive * 1e3, n = clock.now(), rt = Math.min(k / 4, 15e3);
+      let d;
+      if (!k) return;
+      if (pt) {
+        if ((d = pt + rt - n) <= 0) return drop("ping timeout");
+      } else if ((d = Math.min(ls, lr) + k - n) <= 0) send({ type: 12 }), (pt = n), (d = rt);
+      at(ka, d);
+    };
+    const onPacket = (p: any) => {
+      const T = p.type, id = p.id, r = { type: 6, id };
+      lr = clock.now();
+      pt = 0;
+      me.onPacket && me.onPacket("in", p);
+      // the first packet must be CONNACK, and only the first
+      if ((T == 2) == on) return drop("protocol error");
+      if (T == 2) {
+        const rc = p.returnCode;
+        if (rc) {
+          rc > 3 && (bo = o.backoffMax);
+          return drop("refused: " + (REFUSED[rc] || rc));
+        }
+        on = true;
+        bo = o.backoffMin;
+        if (!p.sessionPresent) {
+          rx = [];
+          t = t.filter((e) => !e.r);
+          subs.length && t.unshift({ p: { type: 8, id: nid(), subs }, a: 9, r: true });
+        }
+        for (const e of t) send(e.p), (e.p.dup = true);
+        at(ka, 0);
+        me.onConnect && me.onConnect(p.sessionPresent);
+      } else if (T == 3) {
+        const q = p.qos;
+        if (q < 2 || rx.indexOf(id) < 0) {
+          q > 1 && rx.push(id) > o.maxInflight && rx.shift();
+          me.onMessage && me.onMessage(p.topic, p.payload, p);
+        }
+        q && send({ type: q + 3, id });
+      } else if (T == 6) {
+        rx = rx.filter((x) => x != id);
+        send({ type: 7, id });
+      } else {
+        // acks; a PUBREC is answered with PUBREL even for an unknown id
+        T == 5 && send(r);
+        const i = t.findIndex((e) => e.p.id == id && e.a == T), e = t[i];
+        let m, g;
+        if (!e) return;
+        if (T == 5) return (e.p = r), void (e.a = 7);
+        t.splice(i, 1);
+        T == 9 &&
+          e.p.subs.forEach((s: { topic: string; qos: QoS }, j: number) => {
+            g = p.granted[j];
+            subs = subs.filter((x) => x.topic != s.topic);
+            g < 3 ? subs.push(s) : e.cb ? (m = "refused") : err("refused: " + s.topic);
+          });
+        e.cb && e.cb(m, g);
+      }
+    };
+    const sink: DecoderSink = {
+      packet: (p) => why || safe(onPacket, p),
+      error: (m, f) => (f ? drop(m) : err(m)),
+    };
+    const open = () => {
+      const g = (f: (a: any) => void) => (a?: any) => h == cur && safe(f, a);
+      const h: TransportHandler = (cur = {
+        onOpen: g(() => {
+          send(o);
+          at(() => drop("connect timeout"), o.connectTimeout);
+        }),
+        onData: g((d) => dec.push(d, sink)),
+        onClose: g((r) => {
+          cur = null;
+          on = false;
+          if (want) {
+            at(open, (bo * (1 + o.random())) / 2);
+            bo = Math.min(bo * 2, o.backoffMax);
+          } else at();
+          me.onClose && me.onClose(why || r);
+        }),
+      });
+      why = "";
+      dec.reset();
+      tr.open(o.host, o.port, h);
+    };
+
+    me.connect = () => {
+      want = true;
+      cur || (at(), open());
+    };
+    me.disconnect = () => {
+      want = false;
+      at();
+      on && send({ type: 14 });
+      cur && ((why = "disconnect"), tr.close());
+    };
+    me.subscribe = (topic, qos, cb) => queue({ type: 8, subs: [{ topic, qos }] }, 9, cb);
+    me.unsubscribe = (topic, cb) => {
+      subs = subs.filter((s) => s.topic != topic);
+      queue({ type: 10, topics: [topic] }, 11, cb);
+    };
+    me.publish = (topic, payload, qos, retain, cb) => {
+      const p = { type: 3, topic, payload, qos, retain };
+      qos ? queue(p, qos + 3, cb) : on ? (send(p), cb && cb()) : cb && cb("offline");
+    };
+  }
+}

@@ -1,0 +1,8 @@
+/**
+ * The MQTT session layer: MqttClient (API documented in ./client.ts) and the
+ * transport contract. For per-filter routing in onMessage use topicMatches from
+ * ../codec (not re-exported here, so a build that does not use it leaves it out).
+ */
+export { MqttClient } from "./client";
+export type { MqttOptions, Callback } from "./client";
+export type { Bytes, Clock, Transport, TransportHandler } from "./transport";
