@@ -18,6 +18,12 @@ import path from "node:path";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
+/** Espruino methods and option keys the firmware uses by name. */
+export const ESPRUINO_NAMES = ["setup", "on", "emit", "removeAllListeners", "readJSON", "read", "write", "rx", "tx", "path", "log"];
+/** Keys of the device configuration (led.json), every level. Kept in step with scripts/config.ts by a test. */
+export const CONFIG_NAMES = ["wifi", "ssid", "password", "gprs", "apn", "user", "broker", "host", "port", "username", "clientId", "keepAlive", "topic", "prefix", "ledPin", "ledActiveLow", "uartPath"];
+const FIXED_NAMES = [...ESPRUINO_NAMES, ...CONFIG_NAMES];
+
 export const terserOptions = {
   ecma: 2015 as const,
   module: false,
@@ -33,7 +39,10 @@ export const terserOptions = {
     // Espruino 2v29 switch bug (the string loses its value). Keep constants on the right.
     lhs_constants: false,
   },
-  mangle: { properties: { regex: /^_/ } },
+  // Every property is renamed except: names terser knows from JavaScript's built-ins
+  // and the DOM (its default), the Espruino API the firmware calls or passes
+  // options to, and the keys of led.json, which arrive from outside the script.
+  mangle: { properties: { reserved: FIXED_NAMES } },
   // ascii_only: the script reaches Storage byte for byte; a raw "ÿ" written as UTF-8 would be two
   // characters to Espruino's lexer, so every non-ASCII character is written as an escape.
   format: { comments: false, ascii_only: true },
