@@ -7,7 +7,7 @@
  *
  *   tsx scripts/start.ts [--board espruino-wifi] [--modem esp8266] [--port 1883]
  *                        [--ws-port 8883] [--listen 127.0.0.1] [--keepalive 60]
- *                        [--duration SECONDS] [--quiet]
+ *                        [--baud 115200 (0 = unpaced)] [--duration SECONDS] [--quiet]
  */
 import net from "node:net";
 import http from "node:http";
@@ -33,6 +33,8 @@ export interface DemoOptions {
   /** Address the broker listens on; loopback unless asked. */
   listen?: string;
   keepAlive?: number;
+  /** UART rate at which the simulated modem paces bytes to the board (0 = unpaced). */
+  baud?: number;
   /** Where output lines go (default: stdout). */
   print?: (line: string) => void;
 }
@@ -144,6 +146,7 @@ export async function startDemo(o: DemoOptions = {}): Promise<Demo> {
   const gprs = { apn: "internet", user: "", password: "" };
   const sim = createModemSim(modem, {
     ...wifi, apn: gprs.apn, seed: 7,
+    baud: o.baud ?? board.baud,
     hostMap: () => ({ host: "127.0.0.1", port: proxyPort }),
   } as never);
   const config = {
@@ -199,6 +202,7 @@ function parseArgs(argv: string[]): DemoOptions & { duration?: number; quiet?: b
     else if (a === "--ws-port") o.wsPort = Number(v());
     else if (a === "--listen") o.listen = v();
     else if (a === "--keepalive") o.keepAlive = Number(v());
+    else if (a === "--baud") o.baud = Number(v());
     else if (a === "--duration") o.duration = Number(v());
     else if (a === "--quiet") o.quiet = true;
     else throw new Error(`unknown option ${a} (see the top of scripts/start.ts)`);

@@ -4,16 +4,17 @@ export const LED_ON = 1;
 export const LED_TOGGLE = 2;
 export const LED_IGNORE = -1;
 
+// Words and what each one means, position for position: off on toggle 0 1 false true.
+const WORDS = "off on toggle 0 1 false true".split(" ");
+const MEANS = "0120101";
+
 /**
  * on/off/toggle, 1/0, true/false, any case, surrounding white space ignored.
  * The payload is a byte string; anything else is LED_IGNORE.
  */
 export function parseCommand(payload: string): number {
-  const w = payload.trim().toLowerCase();
-  return w == "on" || w == "1" || w == "true" ? LED_ON
-    : w == "off" || w == "0" || w == "false" ? LED_OFF
-    : w == "toggle" ? LED_TOGGLE
-    : LED_IGNORE;
+  const i = WORDS.indexOf(payload.trim().toLowerCase());
+  return i < 0 ? LED_IGNORE : +MEANS[i];
 }
 
 /** The LED's next level (true = lit) after a command. */

@@ -36,7 +36,7 @@ function start(): void {
   let cfg: DeviceConfig | undefined;
   try { cfg = require("Storage").readJSON(CONFIG_FILE, true); } catch (e) { /* no Storage: stays undefined */ }
   if (!cfg || !cfg.broker) {
-    log("led: no " + CONFIG_FILE + " in Storage (npm run flash writes it); retrying in 30 s");
+    log("no " + CONFIG_FILE + ": npm run flash writes it");
     setTimeout(start, 30000);
     return;
   }
@@ -68,7 +68,8 @@ function start(): void {
   const client = new MqttClient(modem, clock, {
     host: c.broker.host,
     port: c.broker.port,
-    clientId: c.clientId || "led-" + getSerial().replace(/-/g, "").slice(-12),
+    // The chip's 96-bit serial is "XXXXXXXX-XXXXXXXX-XXXXXXXX"; its last two words make a 21-character id.
+    clientId: c.clientId || "led-" + getSerial().slice(-17),
     keepAlive: c.keepAlive || 60,
     clean: false,
     username: c.broker.username,
