@@ -1,0 +1,297 @@
+/**
+ * ESP8266 dialect of the modem simulator: Espressif's AT firmware 1.x in
+ * single-connection, normal (non-transparent) mode, as the ESP8266 AT
+ * Instruction Set and its AT Command Examples describe it:
+ *
+ *   echo on until ATE0 (the part echoes "<cmd>\r\r\n"); replies framed
+ *   "\r\n<text>\r\n"; after a reset: boot noise (the ROM talks at 74880 baud,
+ *   garbage at 115200), then "ready"; with a saved AP it re-joins by itself
+ *   ("WIFI CONNECTED", "WIFI GOT IP") unless autoJoin is false;
+ *   AT, AT+GMR, ATE0/ATE1, AT+CWMODE=<1..3>, AT+CIPMUX=<0|1> ("link is builded"
+ *   + ERROR while a link is up), AT+RST -> OK, noise, "ready";
+ *   AT+CWJAP="ssid","pwd" (and _CUR/_DEF; `,` `"` `\` escaped with `\`) ->
+ *   ["WIFI DISCONNECT"] "WIFI CONNECTED" "WIFI GOT IP" OK, or "+CWJAP:<n>" FAIL
+ *   (1 timeout, 2 wrong password, 3 AP not found, 4 failed); any command while
+ *   it runs -> "busy p...";
+ *   AT+CIPSTART="TCP"|"SSL","host",port -> "CONNECT" OK | "ALREADY CONNECTED"
+ *   ERROR | "DNS Fail" ERROR | ERROR "CLOSED" (refused) | "no ip" ERROR (not joined);
+ *   AT+CIPSEND=<n> (1..2048) -> OK "> " (no line end), exactly n raw bytes,
+ *   "Recv <n> bytes", "SEND OK" | "link is not valid" ERROR;
+ *   socket data -> "\r\n+IPD,<len>:<bytes>" (at most 1460 bytes each);
+ *   remote close -> "CLOSED"; AT+CIPCLOSE -> "CLOSED" OK | ERROR (no link);
+ *   WiFi lost (netDown) -> "WIFI DISCONNECT" then "CLOSED" for an open link.
+ *
+ * Knobs beyond the core's faults: Esp8266SimOptions below; `commands` records
+ * every command line (the password of AT+CWJAP is replaced by "***"), `joins`
+ * the credentials AT+CWJAP delivered (tests check escaping), `link` the socket.
+ */
+import { ModemSimCore, type SimOptions, type TcpLink } from "./core";
+
+export interface Esp8266SimOptions extends SimOptions {
+  /** The access point in range: its SSID and password. Unset: any SSID / password joins. */
+  ssid?: string;
+  password?: string;
+  /** Join delay in ms (default 20). */
+  joinDelay?: number;
+  /** Re-join the saved AP by itself after a reboot (default true, as the part does). */
+  autoJoin?: boolean;
+  /** Host names that resolve (besides dotted IPs and "localhost"); others answer "DNS Fail". Default: any name. */
+  hosts?: string[];
+  /** Answer +CWJAP:<n> FAIL with this code whatever the credentials (e.g. 1 or 4). */
+  joinFail?: number;
+  /** Send "ready" when the sim is created (default: start quiet, booted). */
+  bootBanner?: boolean;
+}
+
+const MAX_SEND = 2048;
+const MAX_IPD = 1460;
+
+/** Splits the quoted, backslash-escaped parameters of an AT set command. */
+export function atParams(arg: string): string[] {
+  const out: string[] = [];
+  let cur = "";
+  let quoted = false;
+  for (let i = 0; i < arg.length; i++) {
+    const c = arg[i];
+    if (c == "\\" && i + 1 < arg.length) cur += arg[++i];
+    else if (c == '"') quoted = !quoted;
+    else if (c == "," && !quoted) {
+      out.push(cur);
+      cur = "";
+    } else cur += c;
+  }
+  out.push(cur);
+  return out;
+}
+
+export class Esp8266Sim extends ModemSimCore {
+  /** Station has an IP. */
+  joined = false;
+  /** A saved AP (set by a successful AT+CWJAP; the part keeps it in flash). */
+  saved = false;
+  mux = 0;
+  mode = 1;
+  /** Every command line received (passwords masked). */
+  readonly commands: string[] = [];
+  /** [ssid, password] as each AT+CWJAP delivered them, unescaped. */
+  readonly joins: string[][] = [];
+  link: TcpLink | null = null;
+  /** The access point in range (unset field: anything matches); tests may change it while the sim runs. */
+  ap: { ssid?: string; password?: string };
+  /** Every AT+CWJAP fails with this +CWJAP code while set (from opts.joinFail; tests may change it). */
+  joinFail: number | undefined;
+  private _o: Esp8266SimOptions;
+  /** A raw capture was armed by a command ended with "\r": its "\n" is no data. */
+  private _eatLf = false;
+  /** An AT+CWJAP is in progress: the part answers "busy p..." to anything else. */
+  private _joining = false;
+  /** AT+RST answered: reboot once its "OK" has left (the tail of what was sent). */
+  private _rst: string | null = null;
+
+  constructor(opts: Esp8266SimOptions = {}) {
+    super(opts);
+    this._o = opts;
+    this.ap = { ssid: opts.ssid, password: opts.password };
+    this.joinFail = opts.joinFail;
+    this.on("tx", (c: string) => {
+      if (this._rst === null) return;
+      const t = this._rst + c;
+      this._rst = t.slice(-3);
+      if (t.indexOf("OK\r\n") >= 0) {
+        this._rst = null;
+        this.later(() => this.reboot(), 2);
+      }
+    });
+    if (opts.bootBanner) this.later(() => this.onReboot(), 1);
+  }
+
+  /**
+   * Feeds the core in pieces that end at each "\r", so that the "\n" ending an
+   * AT+CIPSEND line is not captured as the first data byte (the core arms the
+   * capture while it is still inside the chunk, right after the "\r").
+   */
+  receive(bytes: string): void {
+    let i = 0;
+    while (i < bytes.length) {
+      if (this._eatLf) {
+        this._eatLf = false;
+        if (bytes[i] == "\n") {
+          i++;
+          continue;
+        }
+      }
+      const r = bytes.indexOf("\r", i);
+      const end = r < 0 ? bytes.length : r + 1;
+      super.receive(bytes.slice(i, end));
+      i = end;
+    }
+  }
+
+  protected echoText(cmd: string): string {
+    return cmd + "\r\r\n";
+  }
+
+  private _reply(...lines: string[]): void {
+    for (const l of lines) this.send("\r\n" + l + "\r\n");
+  }
+
+  private _drop(): void {
+    if (this.link) this.link.close();
+    this.link = null;
+  }
+
+  protected onReboot(): void {
+    this._drop();
+    this._rst = null;
+    this._joining = false;
+    this.joined = false;
+    this.mux = 0;
+    this.send("\r\nready\r\n");
+    if (this.saved && this._o.autoJoin !== false) {
+      this.later(() => {
+        this.joined = true;
+        this.send("WIFI CONNECTED\r\nWIFI GOT IP\r\n");
+      }, (this._o.joinDelay ?? 20) * 2);
+    }
+  }
+
+  protected onNetDown(): void {
+    const had = this.joined;
+    this.joined = false;
+    if (had) this.send("WIFI DISCONNECT\r\n");
+    if (this.link) {
+      this._drop();
+      this.send("CLOSED\r\n");
+    }
+  }
+
+  protected onCommand(line: string): void {
+    const up = line.toUpperCase();
+    const eq = up.indexOf("=");
+    const name = eq < 0 ? up : up.slice(0, eq);
+    const arg = eq < 0 ? "" : line.slice(eq + 1);
+    const isJoin = /^AT\+CWJAP(_CUR|_DEF)?$/.test(name) && eq > 0;
+    this.commands.push(isJoin ? line.replace(/,.*/, ',"***"') : line);
+    const ok = () => this._reply("OK");
+    const err = () => this._reply("ERROR");
+    if (this._joining) return this.sendLine(this.busyLine());
+    if (name == "AT") return ok();
+    if (name == "ATE0" || name == "ATE1") {
+      this.echo = name == "ATE1";
+      return ok();
+    }
+    if (name == "AT+GMR") return this._reply("AT version:1.7.4.0(May 11 2020 19:13:04)", "SDK version:3.0.4", "OK");
+    if (name == "AT+RST") {
+      ok();
+      // the part reboots right after its OK has gone out
+      if (this.fault.muted) this.later(() => this.reboot(), 5);
+      else this._rst = "";
+      return;
+    }
+    if (/^AT\+CWMODE(_CUR|_DEF)?$/.test(name) && eq > 0) {
+      const m = Number(arg);
+      if (!(m >= 1 && m <= 3)) return err();
+      this.mode = m;
+      return ok();
+    }
+    if (name == "AT+CIPMUX" && eq > 0) {
+      if (arg != "0" && arg != "1") return err();
+      if (this.link) return this._reply("link is builded", "ERROR");
+      this.mux = Number(arg);
+      return ok();
+    }
+    if (isJoin) return this._join(arg);
+    if (name == "AT+CIPSTART" && eq > 0) return this._start(arg);
+    if (name == "AT+CIPSEND" && eq > 0) return this._send(arg);
+    if (name == "AT+CIPCLOSE") {
+      if (!this.link) return err();
+      this._drop();
+      return this._reply("CLOSED", "OK");
+    }
+    if (name == "AT+CIPSTATUS") {
+      const stat = this.link ? 3 : this.joined ? 2 : 5;
+      return this._reply("STATUS:" + stat, "OK");
+    }
+    err();
+  }
+
+  private _join(arg: string): void {
+    const p = atParams(arg);
+    if (p.length < 2 || this.mode == 2) return this._reply("ERROR");
+    this.joins.push([p[0], p[1]]);
+    const o = this._o;
+    const was = this.joined;
+    this.joined = false;
+    if (this.link) {
+      this._drop();
+      this.send("CLOSED\r\n");
+    }
+    if (was) this.send("WIFI DISCONNECT\r\n");
+    this._joining = true;
+    this.later(() => {
+      this._joining = false;
+      const code = this.joinFail ?? (this.ap.ssid != null && p[0] != this.ap.ssid ? 3 : this.ap.password != null && p[1] != this.ap.password ? 2 : 0);
+      if (code) return this._reply("+CWJAP:" + code, "FAIL");
+      this.joined = true;
+      this.saved = true;
+      this.send("WIFI CONNECTED\r\n");
+      this.later(() => {
+        this.send("WIFI GOT IP\r\n");
+        this._reply("OK");
+      }, 2);
+    }, o.joinDelay ?? 20);
+  }
+
+  private _start(arg: string): void {
+    const p = atParams(arg);
+    if (this.mux != 0 || p.length < 3 || !/^(TCP|SSL)$/.test(p[0].toUpperCase())) return this._reply("ERROR");
+    const host = p[1];
+    const port = Number(p[2]);
+    if (!(port > 0 && port < 65536)) return this._reply("ERROR");
+    if (this.link) return this._reply("ALREADY CONNECTED", "ERROR");
+    if (!this.joined) return this._reply("no ip", "ERROR");
+    const hosts = this._o.hosts;
+    const isIp = /^\d+\.\d+\.\d+\.\d+$/.test(host) || host == "localhost";
+    if (!isIp && hosts && hosts.indexOf(host) < 0) {
+      this.later(() => this._reply("DNS Fail", "ERROR"), 5);
+      return;
+    }
+    let opened = false;
+    const link: TcpLink = this.openTcp(host, port, {
+      onConnect: () => {
+        opened = true;
+        this._reply("CONNECT", "OK");
+      },
+      onData: (bytes) => {
+        for (let i = 0; i < bytes.length; i += MAX_IPD) {
+          const part = bytes.slice(i, i + MAX_IPD);
+          this.sendIpd(`\r\n+IPD,${part.length}:`, part);
+        }
+      },
+      onClose: () => {
+        if (this.link === link) this.link = null;
+        if (opened) this.send("CLOSED\r\n");
+        else this._reply("ERROR", "CLOSED");
+      },
+    });
+    this.link = link;
+  }
+
+  private _send(arg: string): void {
+    const n = Number(arg);
+    if (this.mux != 0 || !(n >= 1 && n <= MAX_SEND) || String(n) != arg.trim()) return this._reply("ERROR");
+    const link = this.link;
+    if (!link || !link.connected) return this._reply("link is not valid", "ERROR");
+    // The prompt is "> ": the capture is armed after the ">" (a board may start
+    // writing on ">", as the part allows), the space follows.
+    this.send("\r\nOK\r\n>");
+    this._eatLf = true;
+    this.expectRaw(n, (bytes) => {
+      this._reply(`Recv ${n} bytes`);
+      if (this.link !== link || !link.connected) return this._reply("SEND FAIL");
+      link.write(bytes);
+      this._reply("SEND OK");
+    });
+    this.send(" ");
+  }
+}
