@@ -1,0 +1,251 @@
+/**
+ * SIM800 driver: one TCP socket over SIMCom's built-in TCP/IP stack, single
+ * connection (AT+CIPMUX=0), non-transparent mode. Implements Transport.
+ *
+ *   createModem(engine: AtEngine, clock: Clock,
+ *               cfg: { gprs?: { apn: string; user?: string; password?: string } },
+ *               hw?: { powerOn?: (done: () => void) => void },
+ *               log?: (s: string) => void): Sim800
+ *   new Sim800(engine, clock, { apn, user?, password?, powerOn?, log?, regDeadline? })
+ *
+ * The board wires engine.feed to the UART; the driver owns engine.onUrc/onData.
+ * modem.onState(state, why?) (default: to log) reports "resetting" (powerOn /
+ * AT+CFUN=1,1), "attaching" (why: the AT+CSQ line, "+CSQ: <rssi 0..31, 99
+ * unknown>,<ber>"), "joined" (attached with an IP; also after a socket closed
+ * while the bearer stays up), "connecting", "connected" and "failed" (+ a
+ * short reason, never a secret).
+ *
+ * open() while the bearer is down: AT (the auto-baud probe, repeated each
+ * second), ATE0, AT+CPIN? (READY, else fails with the SIM's answer), AT+CSQ,
+ * AT+CREG? (polled each second until 1 home or 5 roaming; regDeadline, from the
+ * open, ends both polls), AT+CGATT=1, AT+CIPSHUT, AT+CIPMUX=0, AT+CIPHEAD=1,
+ * AT+CSTT (secret), AT+CIICR, AT+CIFSR (the IP line, no OK). Then, and
+ * directly while the bearer is up: AT+CIPSTART -> OK, CONNECT OK | CONNECT
+ * FAIL | ALREADY CONNECT. Bytes go out with AT+CIPSEND=<n>, n <= 1460 (the
+ * fixed-length form: the Ctrl-Z form cannot carry 0x1A), one at a time, at
+ * most 4,096 bytes waiting; they come in as "+IPD,<n>:" frames. close() sends
+ * AT+CIPCLOSE (after a send in flight) and reports onClose on its answer.
+ * "CLOSED" ends the socket; "+PDP: DEACT", "RDY", "... POWER DOWN" end it and
+ * the bearer (next open: full bring-up, AT+CIPSHUT first). A TIMEOUT means a
+ * stuck modem: the next open() resets it first (powerOn, else AT+CFUN=1,1);
+ * so does a power down or a module that never answered the probe. The first
+ * open() only probes: PWRKEY toggles power, so it is pulsed only for a module
+ * that does not answer (a stuck one may need two open()s: off, then on).
+ */
+import type { AtEngine, AtReply } from "../at/engine";
+import type { Bytes, Clock, Transport, TransportHandler } from "../session/transport";
+
+export interface Sim800Options {
+  apn: string;
+  user?: string;
+  password?: string;
+  /** Pulses PWRKEY / RST; calls done once the module should be booting. */
+  powerOn?: (done: () => void) => void;
+  /** Receives the state reports (unless onState is replaced) and never a secret. */
+  log?: (line: string) => void;
+  /** ms from open() (probing included) until the network must be registered (default 60000). */
+  regDeadline?: number;
+}
+
+/**
+ * The state lives in the constructor's closure (locals minify to one letter
+ * and need no `this.`); open/write/close are bound there. Time-outs (ms on the
+ * injected clock: tests speed it up): AT probe and registration poll 1 s,
+ * ordinary commands 5 s; CGATT=1, CIPSHUT, CIICR, CIPSTART, CIPSEND and
+ * CIPCLOSE 85 s (SIMCom's maximum for CIICR).
+ */
+export class Sim800 implements Transport {
+  /** State reports; by default they go to opts.log. */
+  onState!: (state: string, why?: string) => void;
+  open!: (host: string, port: number, handler: TransportHandler) => void;
+  write!: (bytes: Bytes) => void;
+  close!: () => void;
+
+  constructor(e: AtEngine, clock: Clock, o: Sim800Options) {
+    const me = this;
+    const P = 1e3;
+    const T = 5e3;
+    const L = 85e3;
+    // Unset locals read as undefined (falsy) where that is what they start as.
+    /** Handler of the current open(); null once its onClose went out. */
+    let h: TransportHandler | null | undefined,
+      /** Generation, bumped whenever an open() ends: replies to older ones are ignored. */
+      g = 0,
+      /** Bearer up (attached, IP); reset the modem before the next bring-up. */
+      up: boolean | undefined,
+      rst: boolean | undefined,
+      /** Socket: 0 none (yet), 1 connected, 2 closing, 3 connected with a CIPSEND in flight. */
+      m: number | undefined,
+      /** Bytes waiting (at most 4,096). */
+      q: Bytes = "",
+      /** Step in progress (0 while resetting and probing); the registration deadline. */
+      s: number | undefined,
+      d: number;
+    me.onState = (x, why) => o.log && o.log(x + " " + (why || ""));
+    const state = (x: string, why?: string) => me.onState(x, why);
+    /**
+     * Ends the current open(): onClose exactly once. k true (or 1): what is in
+     * flight will not be answered usefully (the module restarted or is stuck,
+     * or the bring-up was given up): the engine's queue is dropped and the
+     * bearer counts as down.
+     */
+    const end = (why: string, k?: unknown) => {
+      const x = h;
+      g++;
+      h = null;
+      m = 0;
+      q = "";
+      if (k) {
+        up = false;
+        e.abort();
+      }
+      if (x) {
+        state(up ? "joined" : "failed", why);
+        x.onClose(why);
+      }
+    };
+    /**
+     * Sends a command; f never sees a reply that belongs to an older
+     * generation, nor a TIMEOUT but the AT probe's: the modem is stuck, the
+     * open ends and the next open() resets the modem.
+     */
+    const cmd = (c: string, t: number, f: (r: AtReply) => unknown, finals?: string[], secret?: boolean, okNotFinal?: boolean, data?: Bytes) => {
+      const k = g;
+      e.send({
+        cmd: c,
+        timeout: t,
+        done: (r) => k == g && (r.final == "TIMEOUT" && c != "AT" ? ((rst = true), end(r.final, 1)) : f(r)),
+        finals,
+        data,
+        secret,
+        okNotFinal,
+      });
+    };
+    /** Closes the socket with a reason (CIPCLOSE); gives a bring-up up at once. */
+    const shut = (why: string) => {
+      if (!h || m == 2) return;
+      if (!m) return end(why, 1);
+      m = 2;
+      // "CLOSE OK"; a "CLOSED" from the peer meanwhile ends it as well.
+      cmd("AT+CIPCLOSE", L, () => end(why), ["CLOSE"]);
+    };
+    const pump = () => {
+      if (!q || m != 1) return;
+      // SIMCom TCP/IP application note: at most 1460 bytes per AT+CIPSEND.
+      const b = q.slice(0, 1460);
+      q = q.slice(1460);
+      m = 3;
+      cmd(
+        "AT+CIPSEND=" + b.length,
+        L,
+        (r) => {
+          if (m! > 2) m = 1;
+          r.final == "SEND OK" ? pump() : shut(r.final);
+        },
+        0 as never,
+        0 as never,
+        0 as never,
+        b,
+      );
+    };
+    /** Poll again until the deadline, then fail with why. */
+    const wait = (ok: boolean, why: string) => !ok && (clock.now() < d ? 1 : why);
+    /**
+     * The bring-up, one command (after "AT") per step; step 9 (AT+CSTT) and
+     * 12 (AT+CIPSTART, set by open) are filled in. Step 0 is the auto-baud
+     * probe "AT". CGATT=1, CIPSHUT, CIICR and CIPSTART get the long time-out.
+     */
+    const steps = "|E0|+CPIN?|+CSQ|+CREG?|+CGATT=1|+CIPSHUT|+CIPMUX=0|+CIPHEAD=1||+CIICR|+CIFSR|".split("|");
+    steps[9] = `+CSTT="${o.apn}","${o.user || ""}","${o.password || ""}"`;
+    const run = (i: number): void => {
+      const c = steps[i];
+      if (i > 12) {
+        m = 1;
+        state("connected");
+        h!.onOpen();
+        return pump();
+      }
+      if (i > 11) {
+        if (!up) state("joined");
+        up = true;
+        state("connecting");
+      }
+      s = i;
+      cmd(
+        "AT" + c,
+        i ? (/GA|SH|II|AR/.test(c) ? L : T) : P,
+        (r) => {
+          const f = r.final;
+          const x = r.lines + "";
+          const k = g;
+          // A check gives nothing (next step), 1 (poll again until the deadline) or why it failed.
+          let v = !i
+            ? // the module answers once it has seen "AT" at our rate (TIMEOUT: not yet)
+              wait(f == "OK", "no answer")
+            : i == 2
+              ? // "+CPIN: SIM PIN" / "SIM PUK" fail as that line; no SIM as "+CPIN? +CME ERROR: 10"
+                !/READY/.test(x) && x
+              : i == 3
+                ? void state("attaching", x) // with the signal: "+CSQ: <rssi>,<ber>"
+                : i == 4
+                  ? wait(/G: \d,[15]/.test(x), "no network")
+                  : // AT+CIPSTART: all but CONNECT OK (/K$/) fail; all but CONNECT FAIL (/L$/:
+                    // not ALREADY CONNECT, ERROR...) leave the bearer in doubt: AT+CIPSHUT
+                    // and a fresh attach next time
+                    i > 11 && !/K$/.test(f) && ((up = /L$/.test(f)), f);
+          // e.g. "+CIICR ERROR" (the name only: AT+CSTT's arguments are secret)
+          if (!v && /ERROR/.test(f)) v = c.split("=")[0] + " " + f;
+          // (a module that never answered the probe is reset next time)
+          v == 1 ? clock.setTimeout(() => k == g && run(i), P) : v ? ((rst = !i), end(v as string)) : run(i + 1);
+        },
+        // The IP line ends AT+CIFSR (no OK follows it): any line does (the IP is not used).
+        i == 6 ? ["SHUT"] : i == 11 ? [""] : i > 11 ? ["CONNECT", "ALREADY"] : (0 as never),
+        i == 9, // AT+CSTT carries the APN credentials
+        i > 11,
+      );
+    };
+    e.onData = (b) => m && h!.onData(b);
+    e.onUrc = (l) => {
+      if (l == "CLOSED") m && end(l);
+      else if (/^RDY|DOWN$|DEACT$/.test(l)) {
+        // Restarted, powered down or the PDP context lost: the socket and the bearer are gone.
+        up = false;
+        if (/N$/.test(l)) rst = true;
+        if (h && s) end(l, 1);
+      }
+    };
+    // One open() at a time: the next one after this one's onClose.
+    me.open = (host, port, handler) => {
+      h = handler;
+      steps[12] = `+CIPSTART="TCP","${host}","${port}"`;
+      const k = g;
+      const go = () => k == g && run(0);
+      s = 0;
+      d = clock.now() + (o.regDeadline || 6e4);
+      if (up) run(12);
+      else if (!rst) go();
+      else {
+        rst = false;
+        state("resetting");
+        o.powerOn ? o.powerOn(go) : cmd("AT+CFUN=1,1", T, go);
+      }
+    };
+    me.write = (b) => {
+      if (m! & 1) (q += b).length > 4096 ? shut("overflow") : pump();
+    };
+    me.close = () => shut("closed");
+  }
+}
+
+/**
+ * The app's factory, the ESP8266 driver's shape: cfg is the device
+ * configuration (its `gprs` part is used), hw the board's control pins
+ * (powerOn; other fields are ignored), log receives state changes and signal.
+ */
+export const createModem = (
+  engine: AtEngine,
+  clock: Clock,
+  cfg: { gprs?: { apn: string; user?: string; password?: string } },
+  hw?: { powerOn?: (done: () => void) => void },
+  log?: (s: string) => void,
+): Sim800 => new Sim800(engine, clock, Object.assign({ log } as Sim800Options, cfg.gprs, hw));
