@@ -37,14 +37,16 @@ function split(text: string, mode: Mode): string[] {
 type Ev = ["urc", string] | ["data", number, string];
 
 class Rig {
-  clock = new FakeClock();
+  clock: FakeClock;
   writes: { text: string; fed: number }[] = [];
   logs: string[] = [];
   ev: Ev[] = [];
   replies: { cmd: string; reply: AtReply; at: number }[] = [];
   fed = 0;
   e: AtEngine;
-  constructor(public mode: Mode = "whole") {
+  /** espruino: timer handles as on the board (small reused ids; clearing a fired or unknown one throws). */
+  constructor(public mode: Mode = "whole", espruino = false) {
+    this.clock = new FakeClock(1000, { espruino });
     this.e = new AtEngine({ write: (t) => this.writes.push({ text: t, fed: this.fed }) }, this.clock, (l) => this.logs.push(l));
     this.e.onUrc = (l) => this.ev.push(["urc", l]);
     this.e.onData = (b, id) => {
@@ -235,9 +237,9 @@ describe("URCs and finals", () => {
   });
 });
 
-describe("commands, queue, timeouts", () => {
+describe.each([["Node", false], ["Espruino", true]] as const)("commands, queue, timeouts, %s timer handles", (_name, esp) => {
   it("runs one command at a time, in order", () => {
-    const r = new Rig();
+    const r = new Rig("whole", esp);
     r.send("AT");
     r.send("ATE0");
     expect(r.written).toBe("AT\r\n");
@@ -248,7 +250,7 @@ describe("commands, queue, timeouts", () => {
   });
 
   it("ends a silent command with TIMEOUT at its timeout", () => {
-    const r = new Rig();
+    const r = new Rig("whole", esp);
     r.send("AT+CIPSTART", { timeout: 3000 });
     r.feed("some line\r\n");
     r.clock.advance(2999);
@@ -258,7 +260,7 @@ describe("commands, queue, timeouts", () => {
   });
 
   it("after a TIMEOUT, the late reply is swallowed and the next command waits for a quiet gap", () => {
-    const r = new Rig();
+    const r = new Rig("whole", esp);
     r.send("AT+SLOW", { timeout: 1000 });
     r.send("AT+NEXT");
     r.clock.advance(1000); // t0+1000: TIMEOUT
@@ -277,7 +279,7 @@ describe("commands, queue, timeouts", () => {
   });
 
   it("after a TIMEOUT with no late reply, the next command goes out after 500 ms", () => {
-    const r = new Rig();
+    const r = new Rig("whole", esp);
     r.send("AT+SLOW", { timeout: 1000 });
     r.clock.advance(1000);
     r.clock.advance(200);
@@ -292,7 +294,7 @@ describe("commands, queue, timeouts", () => {
   });
 
   it("bounds the queue at 8: the overflowing command ends with BUSY, asynchronously", () => {
-    const r = new Rig();
+    const r = new Rig("whole", esp);
     for (let i = 0; i < 10; i++) r.send("AT+Q" + i);
     expect(r.replies).toHaveLength(0);
     r.clock.advance(0);
@@ -302,7 +304,7 @@ describe("commands, queue, timeouts", () => {
   });
 
   it("lets done() send the next command and survives a done() that throws", () => {
-    const r = new Rig();
+    const r = new Rig("whole", esp);
     r.e.send({
       cmd: "AT",
       timeout: 100,
@@ -319,7 +321,7 @@ describe("commands, queue, timeouts", () => {
   });
 
   it("a cmd of \"\" writes nothing and waits for its final", () => {
-    const r = new Rig();
+    const r = new Rig("whole", esp);
     r.send("", { finals: ["ready"], timeout: 2000 });
     r.feed("\x00\xfe garbage\r\nready\r\n");
     expect(r.written).toBe("");
@@ -327,7 +329,7 @@ describe("commands, queue, timeouts", () => {
   });
 
   it("abort() ends the in-flight and queued commands, clears buffers and timers", () => {
-    const r = new Rig();
+    const r = new Rig("whole", esp);
     r.send("AT+A");
     r.send("AT+B");
     r.feed("partial line\r\nhalf");
@@ -342,7 +344,7 @@ describe("commands, queue, timeouts", () => {
   });
 
   it("abort() drops a half-read +IPD frame and a stale guard", () => {
-    const r = new Rig();
+    const r = new Rig("whole", esp);
     r.feed("+IPD,10:abc");
     r.send("AT+SLOW", { timeout: 10 });
     r.clock.advance(10);
@@ -353,6 +355,100 @@ describe("commands, queue, timeouts", () => {
     r.feed("OK\r\n");
     expect(r.data).toBe("abc");
     expect(r.reply(1).final).toBe("OK");
+  });
+});
+
+describe("Espruino timer handles: only pending timers are ever cleared", () => {
+  // On the board a timer id is reused once free and clearTimeout of a fired id
+  // throws (or, reused, would clear someone else's timer).
+  const noErrors = (r: Rig) => expect(r.logs.filter((l) => !l.startsWith("AT"))).toEqual([]);
+
+  it("reply, TIMEOUT, the restarted quiet gap, and abort() idle, stale and in flight", () => {
+    const r = new Rig("bytes", true);
+    r.send("AT");
+    r.feed("OK\r\n"); // clears the pending timeout
+    r.send("AT+SLOW", { timeout: 100 });
+    r.send("AT+NEXT");
+    r.clock.advance(100); // TIMEOUT fired: the quiet gap starts
+    r.clock.advance(200);
+    r.feed("late\r\n"); // restarts the pending gap
+    r.clock.advance(499);
+    expect(r.written).toBe("AT\r\nAT+SLOW\r\n");
+    r.clock.advance(1); // the gap fired: AT+NEXT goes out
+    expect(r.written).toBe("AT\r\nAT+SLOW\r\nAT+NEXT\r\n");
+    r.feed("OK\r\n");
+    expect(r.clock.pending).toBe(0);
+    r.e.abort(); // idle: nothing to clear
+    r.send("AT+X", { timeout: 50 });
+    r.clock.advance(50);
+    r.e.abort(); // stale: the pending gap is cleared
+    expect(r.clock.pending).toBe(0);
+    r.send("AT+Y");
+    r.e.abort(); // in flight
+    expect(r.replies.map((x) => [x.cmd, x.reply.final])).toEqual([
+      ["AT", "OK"], ["AT+SLOW", "TIMEOUT"], ["AT+NEXT", "OK"], ["AT+X", "TIMEOUT"], ["AT+Y", "ABORTED"],
+    ]);
+    expect(r.clock.pending).toBe(0);
+    noErrors(r);
+  });
+
+  it("a done() that aborts or sends from inside the TIMEOUT, and BUSY's zero-delay timer", () => {
+    const r = new Rig("whole", true);
+    r.e.send({ cmd: "AT+A", timeout: 10, done: () => r.e.abort() }); // clears the gap just armed
+    r.clock.advance(10);
+    expect(r.clock.pending).toBe(0);
+    r.e.send({ cmd: "AT+B", timeout: 10, done: () => void r.send("AT+C") }); // waits for the gap
+    r.clock.advance(10);
+    expect(r.written).toBe("AT+A\r\nAT+B\r\n");
+    r.clock.advance(500);
+    expect(r.written).toBe("AT+A\r\nAT+B\r\nAT+C\r\n");
+    for (let i = 0; i < 8; i++) r.send("AT+Q" + i);
+    r.send("AT+FULL");
+    r.clock.advance(0);
+    expect(r.replies.map((x) => [x.cmd, x.reply.final])).toEqual([["AT+FULL", "BUSY"]]);
+    r.feed("OK\r\n");
+    r.e.abort();
+    expect(r.replies.map((x) => x.reply.final)).toEqual(["BUSY", "OK", ...Array(8).fill("ABORTED")]);
+    expect(r.clock.pending).toBe(0);
+    noErrors(r);
+  });
+
+  it("never clears another timer that reuses the id of one of its fired timers", () => {
+    const r = new Rig("whole", true);
+    let app = 0;
+    r.send("AT+SLOW", { timeout: 100 });
+    r.clock.advance(100); // timeout fired, then the gap (same id again)
+    r.clock.advance(500); // the gap fired: no timer left
+    r.clock.setTimeout(() => app++, 1000); // the app's timer takes the engine's old id
+    r.send("AT");
+    r.feed("OK\r\n");
+    r.send("AT+Z", { timeout: 10 });
+    r.clock.advance(10);
+    r.e.abort();
+    r.send("AT+W");
+    r.e.abort();
+    r.clock.advance(1000);
+    expect(app).toBe(1);
+    expect(r.replies.map((x) => x.reply.final)).toEqual(["TIMEOUT", "OK", "TIMEOUT", "ABORTED"]);
+    noErrors(r);
+  });
+
+  it("random noise with timeouts, prompts and aborts never throws", () => {
+    for (let seed = 1; seed <= 10; seed++) {
+      const r = new Rig(seed, true);
+      const rand = mulberry32(seed * 13);
+      for (let k = 0; k < 40; k++) {
+        const pick = rand();
+        if (pick < 0.3) r.send("AT+N" + k, { data: "d", timeout: 1 + Math.floor(rand() * 300) });
+        else if (pick < 0.4) r.e.abort();
+        else if (pick < 0.7) r.feed(["OK\r\n", "> ", "ERROR\r\n", "late\r\n", "+IPD,2:xy", "WIFI GOT IP\r\n"][Math.floor(rand() * 6)]);
+        else r.clock.advance(Math.floor(rand() * 600));
+      }
+      r.e.abort();
+      r.clock.advance(10_000);
+      expect(r.clock.pending).toBe(0);
+      noErrors(r);
+    }
   });
 });
 

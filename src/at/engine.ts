@@ -89,171 +89,148 @@ const FIN = /^(\+CM. )?ERROR|^(SEND )?FAIL|^SEND OK/;
 /** Known URCs (prefix match, optional "0," / "0, " link prefix). */
 const URC = /^(\d, ?)?(WIFI|CLOSE|CONNECT|ALREADY|ready|busy |RDY|Call|SMS|NORMAL|UNDER|\+(C(PIN|G?REG|FUN)|IPD|PDP))/;
 
-/**
- * State lives in constructor locals and the methods are closures over them:
- * the minifier shortens locals to one letter but never `this.x`, and this
- * engine must stay small. The surface is the one in the contract.
- */
-export class AtEngine {
+export interface AtEngine {
   /** Unsolicited lines (URCs) and lines that belong to no command. Set it before the first feed(). */
-  onUrc!: (line: string) => void;
+  onUrc: (line: string) => void;
   /**
    * Payload bytes of "+IPD" frames, exactly <len> bytes per frame, possibly in
    * several pieces. `id` is the link id of the mux forms, else -1. Set it before the first feed().
    */
-  onData!: (bytes: Bytes, id: number) => void;
+  onData: (bytes: Bytes, id: number) => void;
   /** Feed every chunk the UART delivers, of any size. Never throws. */
-  feed!: (chunk: string) => void;
+  feed: (chunk: string) => void;
   /** Queues a command; one is in flight at a time, at most 8 wait (else final "BUSY"). */
-  send!: (command: AtCommand) => void;
+  send: (command: AtCommand) => void;
   /** Ends the command in flight and every queued one with final "ABORTED" and clears the buffers. */
-  abort!: () => void;
+  abort: () => void;
+}
 
-  constructor(uart: Uart, clock: Clock, log?: (line: string) => void) {
-    const self = this,
-      say = log || (() => {});
-    // Left unset where undefined reads as intended (falsy, no handle): smaller.
-    let buf = "", // unframed bytes, always starting at a line start
-      queue: AtCommand[] = [],
-      owed!: number, // raw bytes still owed to the current +IPD frame
-      link!: number, // link id of the current frame
-      skip!: boolean, // dropping a long line up to its "\n"
-      stale!: boolean, // a command timed out: waiting for a quiet gap
-      cur!: AtCommand | null, // in flight
-      lines!: string[],
-      last!: string, // last command text sent (its echo is dropped)
-      wrote!: boolean, // nothing (more) to write for `cur`: no data, or written
-      timer!: unknown, // cur's timeout
-      guard!: unknown; // the quiet-gap timer while stale
-
-    // Clears a live timer and returns null to store in its place. Never pass a
-    // fired handle (Espruino reuses timer ids; clearTimeout(undefined) clears all).
-    const clr = (h: unknown): null => {
-      if (h != null) clock.clearTimeout(h);
-      return null;
-    };
-    const fin = (c: AtCommand, f: string, l: string[]) => {
+/**
+ * `new AtEngine(uart, clock, log?)`. A plain constructor function (smaller than
+ * a class); state lives in its locals and the methods are closures over them
+ * (a local costs one letter per use, `this.x` six).
+ */
+export const AtEngine = function (this: AtEngine, uart: Uart, clock: Clock, log?: (line: string) => void) {
+  // One `let` for everything (state, then the helpers): each extra `const`/`let`
+  // statement costs bytes. State left unset reads as intended (falsy, no handle).
+  let self = this,
+    say = (x: unknown) => log && log("" + x),
+    buf = "", // unframed bytes, always starting at a line start
+    queue: AtCommand[] = [],
+    owed: number | undefined, // raw bytes still owed to the current +IPD frame
+    link: number, // link id of the current frame
+    skip: boolean | number | undefined, // dropping a long line up to its "\n"
+    cur: AtCommand | 0 | undefined, // the command in flight
+    lines!: string[],
+    last: string, // last command text sent (its echo is dropped)
+    wrote: boolean | number, // nothing (more) to write for `cur`: no data, or written
+    // The one timer: cur's timeout or, with no command in flight, the quiet gap
+    // after a TIMEOUT (the engine is "stale"). So cur implies tm, and tm without
+    // cur means stale. tm is falsy once its timer fired or was cleared: Espruino
+    // reuses ids and throws on clearing a fired one. Handles are truthy
+    // (Espruino's ids start at 1, Node's are objects).
+    tm: unknown,
+    fin = (c: AtCommand, f: string, l?: string[]) => {
       try {
-        c.done({ final: f, lines: l });
+        c.done({ final: f, lines: l || [] });
       } catch (e) {
-        say("" + e);
+        say(e);
       }
-    };
-    const next = () => {
-      const c = queue[0];
-      if (cur || stale || !c) return;
-      queue.shift();
-      cur = c;
-      lines = [];
-      wrote = c.data == null;
-      last = c.cmd;
-      timer = clock.setTimeout(() => {
-        timer = null;
-        end("TIMEOUT");
-      }, c.timeout);
-      if (last) {
-        say(c.secret ? last.split("=")[0] + "=<hidden>" : last);
-        uart.write(last + "\r\n");
+    },
+    // Clears the timer; given a number, sets it: when it fires, cur ends with
+    // TIMEOUT and the engine turns stale, or (no cur: stale) next() runs.
+    arm = (ms?: number) => {
+      if (tm) clock.clearTimeout(tm);
+      tm =
+        ms != null
+          ? clock.setTimeout(() => {
+              tm = 0;
+              cur ? end("TIMEOUT", GUARD) : next();
+            }, ms)
+          : ms;
+    },
+    // Sends the next queued command unless one is in flight or the engine is stale.
+    next = (_?: unknown) => {
+      if (!tm && (cur = queue.shift())) {
+        lines = [];
+        wrote = cur.data == null;
+        arm(+cur.timeout); // a number (not undefined: that would only clear)
+        if ((last = cur.cmd)) {
+          say(cur.secret ? last.split("=")[0] + "=<hidden>" : last);
+          uart.write(last + "\r\n");
+        }
       }
-    };
-    // Stale until no line has arrived for GUARD ms.
-    const quiet = () => {
-      stale = true;
-      clr(guard);
-      guard = clock.setTimeout(() => {
-        guard = null;
-        stale = false;
+    },
+    // Ends cur (if any) with final f and clears the timer; a `guard` (after a
+    // TIMEOUT) keeps the engine stale until no line has arrived for that long.
+    end = (f: string, guard?: number, c?: AtCommand | 0) => {
+      c = cur;
+      arm(guard);
+      if (c) {
+        cur = 0;
+        fin(c, f, lines);
         next();
-      }, GUARD);
-    };
-    const end = (f: string) => {
-      const c = cur;
-      if (!c) return;
-      timer = clr(timer);
-      cur = null;
-      if (f == "TIMEOUT") quiet();
-      fin(c, f, lines);
-      next();
+      }
     };
 
-    self.feed = (chunk) => {
-      let b = buf + chunk;
-      try {
-        while (b) {
-          if (owed) {
-            const k = b.slice(0, owed);
-            owed -= k.length;
-            b = b.slice(k.length);
-            self.onData(k, link);
-            continue;
-          }
-          const p = b.indexOf("\n"),
-            m = cur;
-          if (skip) {
-            skip = p < 0;
-            b = skip ? "" : b.slice(p + 1);
-            continue;
-          }
-          if (b[0] == ">") {
-            if (m && !wrote) {
-              wrote = true;
-              uart.write(m.data!);
-            }
-            b = b.slice(1);
-            continue;
-          }
-          const h = /^ *\+IPD,([\d.,]+):/.exec(b);
-          if (h) {
+  // b, h, p, l: scratch locals (extra parameters cost less than a `let`)
+  self.feed = (chunk: string, b?: any, h?: any, p?: any, l?: any) => {
+    b = buf + chunk;
+    try {
+      while (b) {
+        p = b.indexOf("\n");
+        if (owed) {
+          h = b.slice(0, owed);
+          b = b.slice(owed);
+          owed -= h.length;
+          self.onData(h, link);
+        } else if (!skip && (h = /^>|^ *\+IPD,([\d.,]+):/.exec(b))) {
+          b = b.slice(h[0].length);
+          if ((h = h[1])) {
             // 1 or 3 fields: <len>[,ip,port]; 2 or 4: <id>,<len>[,ip,port]
-            const f = h[1].split(","),
-              e = f.length % 2;
-            link = e ? -1 : +f[0];
-            owed = +f[1 - e] | 0;
-            b = b.slice(h[0].length);
-            continue;
+            h = h.split(",");
+            p = h.length % 2;
+            link = p ? -1 : +h[0];
+            owed = h[1 - p] | 0;
+          } else if (cur && !wrote) {
+            wrote = 1;
+            uart.write(cur.data!); // !wrote: it has data
           }
-          // at most 256 bytes plus "\r"
-          if ((p < 0 ? b.length : p) > 257) {
-            say("long");
-            skip = true;
-            continue;
-          }
-          if (p < 0) break;
-          const l = b.slice(0, p).trim();
-          b = b.slice(p + 1);
+        } else if (p < 0 && !skip && !b[257]) break; // a line of at most 256 bytes plus "\r" is coming
+        else {
+          // A line; or a long one (dropped up to its "\n", even across chunks) or the rest of one.
+          l = skip || p < 0 || p > 257 ? (skip || say("long"), "") : b.slice(0, p).trim();
+          skip = p < 0;
+          b = skip ? "" : b.slice(p + 1);
           // Empty lines and the echo are dropped; a final ends the command in
           // flight; URCs go to onUrc; other lines go to the command in flight
           // (at most 32), are dropped while stale, go to onUrc when idle.
-          if (!l || l == last) continue;
-          if (m && ((m.finals || []).some((x) => !l.indexOf(x)) || FIN.test(l) || (l == "OK" && wrote && !m.okNotFinal))) end(l);
-          else if ((URC.test(l) && !(m && l[0] == "+" && m.cmd.indexOf(l.split(":")[0]) > 0)) || !(m || stale)) self.onUrc(l);
-          else if (m) lines.length < 32 && lines.push(l);
-          else quiet();
+          if (l && l != last) {
+            if (cur && ((cur.finals || []).some((x: string) => !l.indexOf(x)) || FIN.test(l) || (l == "OK" && wrote && !cur.okNotFinal))) end(l);
+            else if ((URC.test(l) && !(cur && l[0] == "+" && last.indexOf(l.split(":")[0]) > 0)) || !tm) self.onUrc(l);
+            else if (cur) lines[31] || lines.push(l);
+            else arm(GUARD);
+          }
         }
-      } catch (e) {
-        b = "";
-        say("" + e);
       }
-      buf = b;
-    };
+    } catch (e) {
+      b = "";
+      say(e);
+    }
+    buf = b;
+  };
 
-    self.send = (c) => {
-      if (queue.length > 7) clock.setTimeout(() => fin(c, "BUSY", []), 0);
-      else {
-        queue.push(c);
-        next();
-      }
-    };
+  // queue[7]: 8 already wait
+  // next() takes (and ignores) push's result: one expression
+  self.send = (c) => (queue[7] ? clock.setTimeout(() => fin(c, "BUSY"), 0) : next(queue.push(c)));
 
-    self.abort = () => {
-      const q = queue;
-      queue = [];
-      buf = "";
-      owed = 0;
-      skip = stale = false;
-      guard = clr(guard);
-      end("ABORTED");
-      for (const x of q) fin(x, "ABORTED", []);
-    };
-  }
-}
+  // q: scratch local
+  self.abort = (q?: AtCommand[]) => {
+    q = queue;
+    queue = [];
+    buf = "";
+    owed = skip = 0;
+    end("ABORTED");
+    q.map((x) => fin(x, "ABORTED"));
+  };
+} as unknown as new (uart: Uart, clock: Clock, log?: (line: string) => void) => AtEngine;
