@@ -97,7 +97,7 @@ const kinds: Kind[] = [
           authorizeSubscribe: (client, s, done) => done(null, client?.id.startsWith("phone") || s.topic.startsWith("ok/") ? s : (null as any)),
         },
       }),
-    badPassword: "refused: bad user name or password",
+    badPassword: "refused: bad user or password",
   },
   {
     name: "mosquitto",

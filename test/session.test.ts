@@ -152,10 +152,10 @@ describe("CONNECT / CONNACK", () => {
       expect(tr.opens.length).toBe(2);
     }
     expect(msgs).toEqual([
-      "error refused: unacceptable protocol version",
-      "error refused: identifier rejected",
+      "error refused: bad protocol",
+      "error refused: bad client id",
       "error refused: server unavailable",
-      "error refused: bad user name or password",
+      "error refused: bad user or password",
       "error refused: not authorized",
     ]);
   });

@@ -34,19 +34,10 @@ export const no = (m: string): never => {
  * time, i.e. one code point on the host: a lone surrogate, which it rejects,
  * becomes U+FFFD as in Node).
  */
-export const utf8Encode = (s: string): Bytes => {
-  let r = "", x: string;
-  for (const c of s) {
-    try {
-      x = encodeURIComponent(c);
-    } catch (e) {
-      x = "%EF%BF%BD";
-    }
-    // x is one unreserved ASCII character or %XX escapes
-    r += x[1] ? x.slice(1).split("%").map((h) => chr(parseInt(h, 16))).join("") : x;
-  }
-  return r;
-};
+export const utf8Encode = (s: any): Bytes =>
+  // a lone surrogate becomes U+FFFD first (toWellFormed: Node 20; Espruino's strings have none)
+  // %XX escapes become bytes; "" before the first, an unreserved ASCII run after each is kept
+  encodeURIComponent(s.toWellFormed ? s.toWellFormed() : s).split("%").map((h, j) => j ? chr(parseInt(h.slice(0, 2), 16)) + h.slice(2) : h).join("");
 
 /**
  * UTF-8 byte string -> JS string. Throws Error("utf8") on anything MQTT forbids
@@ -143,7 +134,8 @@ export interface DecoderSink {
 
 /**
  * Streaming decoder of the packets a server sends (a client->server type is the
- * fatal error "type"; ./server.ts's ServerDecoder decodes those). Never holds
+ * fatal error "type"; ./server.ts's ServerDecoder, a host-only copy with a hook
+ * for those bodies, decodes them). Never holds
  * more than maxPacket bytes; an oversize packet is skipped byte-exactly and
  * reported (non-fatal). After a fatal error it ignores all input until reset().
  * clientSide is accepted for compatibility: this decoder is always client-side.
@@ -152,8 +144,6 @@ export interface DecoderSink {
 export interface Decoder {
   /** Bytes of the packet in progress: fewer than maxPacket (or a partial fixed header). */
   _b: Bytes;
-  /** Body decoder for the client->server types (set by ServerDecoder only). */
-  _v?: (t: number, body: Bytes) => Packet;
   /**
    * Takes the next bytes of the stream; hands whole packets and errors to sink.
    * An exception thrown by the sink is a fatal error too (the stream position
@@ -164,8 +154,8 @@ export interface Decoder {
   reset(): void;
 }
 
-/** (A constructor function, not a class: a few bytes smaller; `new Decoder(…)` and `extends Decoder` work the same.) */
-export const Decoder = function (this: Decoder, maxPacket: number, clientSide?: boolean) {
+/** (A constructor function, not a class: a few bytes smaller; `new Decoder(…)` works the same.) */
+export const Decoder = function (this: Decoder, maxPacket: number) {
   // s: bytes of an oversize packet still to skip (none when <= 0); k: token replaced by reset(), 0 when dead;
   // b: the bytes at hand
   let s: number, k: any, b: Bytes;
@@ -179,7 +169,7 @@ export const Decoder = function (this: Decoder, maxPacket: number, clientSide?: 
   this.push = (chunk, sink): any => {
     const g = k;
     let t, f, n, i: number, d: number, r: any, x: any;
-    const id = () => (C(i++) << 8 | C(i++)) || no("id");
+    const u16 = () => C(i++) << 8 | C(i++), id = () => u16() || no("id");
     b = this._b + chunk;
     this._b = "";
     try {
@@ -190,14 +180,14 @@ export const Decoder = function (this: Decoder, maxPacket: number, clientSide?: 
           b = b.slice(n);
           continue;
         }
-        t = C(0) >> 4;
-        f = C(0) & 15;
+        t = (f = C(0)) >> 4;
+        f &= 15;
         i = 1;
-        // types 0 and 15; client->server types (all but bits 2-7, 9, 11, 13) unless decoding those
-        if (!(0x2afc >> t & 1 || this._v && t % 15)) no("type");
+        // types 0 and 15 and the client->server types: all but bits 2-7, 9, 11, 13
+        0x2afc >> t & 1 || no("type");
         // PUBLISH: qos 3 or DUP with qos 0 (f = 6, 7, 8, 9, 14, 15: bits of 0xC3C0);
-        // PUBREL, SUBSCRIBE, UNSUBSCRIBE: 0b0010 (bits 7, 9, 11 of 0xA80); others 0
-        if (t == 3 ? 0xc3c0 >> f & 1 : f != (0xa80 >> t & 2)) no("flags");
+        // PUBREL: 0b0010; others 0 (false: the types left are server->client ones)
+        if (t == 3 ? 0xc3c0 >> f & 1 : f != (t == 6 && 2)) no("flags");
         // remaining length: 1..4 bytes, minimal encoding
         n = 0;
         do {
@@ -221,7 +211,7 @@ export const Decoder = function (this: Decoder, maxPacket: number, clientSide?: 
           r.sessionPresent = !!d;
           r.returnCode = C(i++);
         } else if (t == 3) {
-          d = (C(i++) << 8 | C(i++)) + i;
+          d = u16() + i;
           x = r.topic = utf8Decode(b.slice(i, i = d));
           if (!x || /[+#]/.test(x)) no("topic");
           r.qos = d = f >> 1 & 3;
@@ -229,8 +219,7 @@ export const Decoder = function (this: Decoder, maxPacket: number, clientSide?: 
           r.dup = !!(f & 8);
           if (d) r.id = id();
           r.payload = b.slice(i, i = i > n ? 0 : n);
-        } else if (0x5502 >> t & 1) r = this._v!(t, b.slice(i, i = n));
-        else if (t < 12) {
+        } else if (t < 12) {
           r.id = id();
           // SUBACK: a non-empty list of return codes 0, 1, 2 or 0x80
           if (t == 9) {

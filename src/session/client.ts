@@ -82,217 +82,211 @@ export interface MqttOptions {
 
 export type Callback = (err?: string, granted?: number) => void;
 
-interface Entry {
-  /** The packet to (re)send: PUBLISH, PUBREL, SUBSCRIBE or UNSUBSCRIBE (dup is set once sent). */
-  p: any;
-  /** The ack type that completes this step. */
-  a: number;
-  cb?: Callback;
-  /** Internal re-subscribe. */
-  r?: boolean;
-}
-
-const REFUSED = ["", "unacceptable protocol version", "identifier rejected", "server unavailable", "bad user name or password", "not authorized"];
-
-/*
- * State lives in the constructor's closure rather than in fields: the minifier
- * shortens local names but not `this.x`, and this is the largest module on the board.
- */
-export class MqttClient {
+export interface MqttClient {
   /** True between a successful CONNACK and the end of that connection. */
-  readonly connected!: boolean;
+  readonly connected: boolean;
   onConnect?: (sessionPresent: boolean) => void;
   onMessage?: (topic: string, payload: Bytes, packet: PublishPacket) => void;
   onClose?: (reason: string) => void;
   onError?: (err: string) => void;
   /** Trace of every packet; the objects are live (copy to keep), a password reads "***". */
   onPacket?: (dir: "in" | "out", p: Packet) => void;
-
   /** Starts connecting now; keeps reconnecting until disconnect(). */
-  connect!: () => void;
+  connect(): void;
   /** Sends DISCONNECT and closes; no reconnect. Table entries stay for a later connect(). */
-  disconnect!: () => void;
-  subscribe!: (topic: string, qos: QoS, cb?: Callback) => void;
-  unsubscribe!: (topic: string, cb?: Callback) => void;
+  disconnect(): void;
+  subscribe(topic: string, qos: QoS, cb?: Callback): void;
+  unsubscribe(topic: string, cb?: Callback): void;
   /** cb: QoS 0 when written, QoS 1 on PUBACK, QoS 2 on PUBCOMP; or an error. */
-  publish!: (topic: string, payload: Bytes, qos: QoS, retain: boolean, cb?: Callback) => void;
-
-  constructor(tr: Transport, clock: Clock, opts: MqttOptions) {
-    const me = this;
-    /** Options with defaults; also the CONNECT packet (type 1). */
-    const o: any = Object.assign({ type: 1, maxPacket: 2048, maxInflight: 8, connectTimeout: 1e4, backoffMin: 1e3, backoffMax: 6e4, random: Math.random }, opts);
-    const dec = new Decoder(o.maxPacket, true);
-    /** Current transport handler (none: no transport open). */
-    let cur: TransportHandler | null | undefined;
-    /** connect() called and disconnect() not. */
-    let want: boolean | undefined;
-    /** Reason of a close we asked for. */
-    let why: string | undefined;
-    /** The one pending timer (back-off, connect timeout or keep-alive), or null/undefined. */
-    let tm: unknown;
-    /** Next back-off. */
-    let bo = o.backoffMin;
-    /** Last packet id. */
-    let lastId = 0;
-    /** Outgoing table, in order. */
-    let t: Entry[] = [];
-    /** Inbound QoS 2 ids awaiting PUBREL. */
-    let rx: number[] = [];
-    /** Acknowledged subscriptions. */
-    let subs: { topic: string; qos: QoS }[] = [];
-    /** Times of the last send, the last receive, the outstanding PINGREQ (0: none). */
-    let ls = 0, lr = 0, pt = 0;
-    /** CONNACK 0 received on the current connection (read as .connected). */
-    let on = false;
-    Object.defineProperty(me, "connected", { get: () => on });
-
-    const err = (m: string) => me.onError && me.onError(m);
-    /** Runs f; whatever it throws becomes onError (never out of a handler or timer). */
-    const safe = (f: (a?: any) => void, a?: any) => {
-      try {
-        f(a);
-      } catch (x) {
-        err("" + x);
-      }
-    };
-    /**
-     * (Re)arms the one timer; at() just stops it. Only a pending handle is ever
-     * cleared: Espruino reuses timer ids (clearing a fired one could cancel another
-     * module's timer) and throws "Unknown Timeout" for one that is gone.
-     */
-    const at = (f?: () => void, ms?: number) => {
-      tm != null && clock.clearTimeout(tm);
-      tm = f && clock.setTimeout(() => ((tm = null), safe(f)), ms!);
-    };
-    const send = (p: any) => {
-      ls = clock.now();
-      me.onPacket && me.onPacket("out", p.password ? Object.assign({}, p, { password: "***" }) : p);
-      tr.write(encode(p));
-    };
-    /** Closes the transport for reason r (reported); onClose(r) follows, then a reconnect if wanted. */
-    const drop = (r: string) => {
-      err((why = r));
-      tr.close();
-    };
-    /** Next packet id: 1..65535, wrapping, never one in the table. */
-    const nid = () => {
-      do lastId = (lastId % 65535) + 1;
-      while (t.some((e) => e.p.id == lastId));
-      return lastId;
-    };
-    const queue = (p: any, a: number, cb?: Callback) => {
-      if (t.length >= o.maxInflight) return cb && cb("full");
-      p.id = nid();
-      // a packet that cannot be encoded throws here, to the caller, and never enters the table
-      encode(p);
-      t.push({ p, a, cb });
-      on && (send(p), (p.dup = true));
-    };
-    /** Keep-alive: acts when due, then re-arms itself for the next deadline. */
-    const ka = () => {
-      const k = o.keepAlive * 1e3, n = clock.now(), rt = Math.min(k / 4, 15e3);
-      let d;
-      if (!k) return;
-      if (pt) {
-        if ((d = pt + rt - n) <= 0) return drop("ping timeout");
-      } else if ((d = Math.min(ls, lr) + k - n) <= 0) send({ type: 12 }), (pt = n), (d = rt);
-      at(ka, d);
-    };
-    const onPacket = (p: any) => {
-      const T = p.type, id = p.id, r = { type: 6, id };
-      lr = clock.now();
-      pt = 0;
-      me.onPacket && me.onPacket("in", p);
-      // the first packet must be CONNACK, and only the first
-      if ((T == 2) == on) return drop("protocol error");
-      if (T == 2) {
-        const rc = p.returnCode;
-        if (rc) {
-          rc > 3 && (bo = o.backoffMax);
-          return drop("refused: " + (REFUSED[rc] || rc));
-        }
-        on = true;
-        bo = o.backoffMin;
-        if (!p.sessionPresent) {
-          rx = [];
-          t = t.filter((e) => !e.r);
-          subs.length && t.unshift({ p: { type: 8, id: nid(), subs }, a: 9, r: true });
-        }
-        for (const e of t) send(e.p), (e.p.dup = true);
-        at(ka, 0);
-        me.onConnect && me.onConnect(p.sessionPresent);
-      } else if (T == 3) {
-        const q = p.qos;
-        if (q < 2 || rx.indexOf(id) < 0) {
-          q > 1 && rx.push(id) > o.maxInflight && rx.shift();
-          me.onMessage && me.onMessage(p.topic, p.payload, p);
-        }
-        q && send({ type: q + 3, id });
-      } else if (T == 6) {
-        rx = rx.filter((x) => x != id);
-        send({ type: 7, id });
-      } else {
-        // acks; a PUBREC is answered with PUBREL even for an unknown id
-        T == 5 && send(r);
-        const i = t.findIndex((e) => e.p.id == id && e.a == T), e = t[i];
-        let m, g;
-        if (!e) return;
-        if (T == 5) return (e.p = r), void (e.a = 7);
-        t.splice(i, 1);
-        T == 9 &&
-          e.p.subs.forEach((s: { topic: string; qos: QoS }, j: number) => {
-            g = p.granted[j];
-            subs = subs.filter((x) => x.topic != s.topic);
-            g < 3 ? subs.push(s) : e.cb ? (m = "refused") : err("refused: " + s.topic);
-          });
-        e.cb && e.cb(m, g);
-      }
-    };
-    const sink: DecoderSink = {
-      packet: (p) => why || safe(onPacket, p),
-      error: (m, f) => (f ? drop(m) : err(m)),
-    };
-    const open = () => {
-      const g = (f: (a: any) => void) => (a?: any) => h == cur && safe(f, a);
-      const h: TransportHandler = (cur = {
-        onOpen: g(() => {
-          send(o);
-          at(() => drop("connect timeout"), o.connectTimeout);
-        }),
-        onData: g((d) => dec.push(d, sink)),
-        onClose: g((r) => {
-          cur = null;
-          on = false;
-          if (want) {
-            at(open, (bo * (1 + o.random())) / 2);
-            bo = Math.min(bo * 2, o.backoffMax);
-          } else at();
-          me.onClose && me.onClose(why || r);
-        }),
-      });
-      why = "";
-      dec.reset();
-      tr.open(o.host, o.port, h);
-    };
-
-    me.connect = () => {
-      want = true;
-      cur || (at(), open());
-    };
-    me.disconnect = () => {
-      want = false;
-      at();
-      on && send({ type: 14 });
-      cur && ((why = "disconnect"), tr.close());
-    };
-    me.subscribe = (topic, qos, cb) => queue({ type: 8, subs: [{ topic, qos }] }, 9, cb);
-    me.unsubscribe = (topic, cb) => {
-      subs = subs.filter((s) => s.topic != topic);
-      queue({ type: 10, topics: [topic] }, 11, cb);
-    };
-    me.publish = (topic, payload, qos, retain, cb) => {
-      const p = { type: 3, topic, payload, qos, retain };
-      qos ? queue(p, qos + 3, cb) : on ? (send(p), cb && cb()) : cb && cb("offline");
-    };
-  }
+  publish(topic: string, payload: Bytes, qos: QoS, retain: boolean, cb?: Callback): void;
 }
+
+/** CONNACK return codes 1-5 [MQTT-3.2.2-3]: "refused: " + one of these. */
+const REFUSED = ["", "bad protocol", "bad client id", "server unavailable", "bad user or password", "not authorized"];
+
+/*
+ * A constructor function (smaller than a class); state lives in its closure
+ * rather than in fields: the minifier shortens local names to one letter.
+ *
+ * An entry of the outgoing table is the packet itself (PUBLISH, PUBREL,
+ * SUBSCRIBE or UNSUBSCRIBE; dup is set once sent), with _c its callback and _r
+ * set on the internal re-subscribe. The ack that completes it follows from its
+ * type: PUBACK/PUBREC for a PUBLISH at QoS 1/2, otherwise the next type
+ * (PUBREL -> PUBCOMP, SUBSCRIBE -> SUBACK, UNSUBSCRIBE -> UNSUBACK).
+ */
+export const MqttClient = function (this: MqttClient, tr: Transport, clock: Clock, opts: MqttOptions) {
+  const me = this;
+  /** Options with defaults; also the CONNECT packet (type 1). */
+  const o: any = Object.assign({ type: 1, maxPacket: 2048, maxInflight: 8, connectTimeout: 1e4, backoffMin: 1e3, backoffMax: 6e4 }, opts);
+  /** Keep-alive in ms (0: none) and the time allowed for the answer to a PINGREQ. */
+  const ms = o.keepAlive * 1e3, rt = Math.min(ms / 4, 15e3);
+  /** The decoder of the current connection. */
+  let dec: Decoder;
+  /** Current transport handler (none: no transport open). */
+  let cur: TransportHandler | null | undefined;
+  /** connect() called and disconnect() not. */
+  let want: boolean | undefined;
+  /** Reason of a close we asked for. */
+  let why: string | undefined;
+  /** The one pending timer (back-off, connect timeout or keep-alive), or null/undefined. */
+  let tm: unknown;
+  /** Next back-off. */
+  let bo = o.backoffMin;
+  /** Last packet id. */
+  let lastId = 0;
+  /** Outgoing table, in order. */
+  let t: any[] = [];
+  /** Inbound QoS 2 ids awaiting PUBREL. */
+  let rx: number[] = [];
+  /** Acknowledged subscriptions. */
+  let subs: { topic: string; qos: QoS }[] = [];
+  /** Times of the last send, the last receive, the outstanding PINGREQ (0: none). */
+  let ls: number, lr: number, pt: any;
+  /** CONNACK 0 received on the current connection (read as .connected). */
+  let on = false;
+  Object.defineProperty(me, "connected", { get: () => on });
+
+  /** Calls an app callback or handler, if set (as a plain function: handlers get no `this`). */
+  const fin = (f?: Function, a?: any, b?: any, c?: any) => f && f(a, b, c);
+  const err = (m: string) => fin(me.onError, m);
+  /** Runs f; whatever it throws becomes onError (never out of a handler or timer). */
+  const safe = (f: (a?: any) => void, a?: any) => {
+    try {
+      f(a);
+    } catch (x) {
+      err("" + x);
+    }
+  };
+  /**
+   * (Re)arms the one timer; at() just stops it. Only a pending handle is ever
+   * cleared: Espruino reuses timer ids (clearing a fired one could cancel another
+   * module's timer) and throws "Unknown Timeout" for one that is gone.
+   */
+  const at = (f?: () => void, ms?: number) => {
+    tm != null && clock.clearTimeout(tm);
+    tm = f && clock.setTimeout(() => ((tm = null), safe(f)), ms!);
+  };
+  const send = (p: any): void => {
+    ls = clock.now();
+    fin(me.onPacket, "out", p.password ? Object.assign({}, p, { password: "***" }) : p);
+    tr.write(encode(p));
+  };
+  /** Sends a table entry (again): with DUP from then on. */
+  const resend = (p: any) => {
+    send(p);
+    p.dup = true;
+  };
+  /** Closes the transport for reason r (reported); onClose(r) follows, then a reconnect if wanted. */
+  const drop = (r: string) => {
+    err((why = r));
+    tr.close();
+  };
+  const unsub = (topic: string) => (subs = subs.filter((s) => s.topic != topic));
+  /** Next packet id: 1..65535, wrapping, never one in the table. */
+  const nid = (): number => ((lastId = (lastId % 65535) + 1), t.some((e) => e.id == lastId) ? nid() : lastId);
+  const queue = (p: any, cb?: Callback) => {
+    // a packet that cannot be encoded throws (encode), to the caller, and never enters the table
+    t.length < o.maxInflight ? ((p.id = nid()), (p._c = cb), encode(p), t.push(p), on && resend(p)) : fin(cb, "full");
+  };
+  /** Keep-alive: acts when due, then re-arms itself for the next deadline. */
+  const ka = () => {
+    let d = (pt ? pt + rt : Math.min(ls, lr) + ms) - clock.now();
+    if (ms) {
+      // (send() sets ls to now)
+      d > 0 || pt || (send({ type: 12 }), (pt = ls), (d = rt));
+      d > 0 ? at(ka, d) : drop("ping timeout");
+    }
+  };
+  const onPacket = (p: any) => {
+    const T = p.type, id = p.id, q = p.qos, ack = (a: number) => send({ type: a, id });
+    let i: number, e: any, m, g;
+    lr = clock.now();
+    pt = 0;
+    fin(me.onPacket, "in", p);
+    // the first packet must be CONNACK, and only the first
+    if ((T == 2) == on) return drop("protocol error");
+    if (T == 2) {
+      // back-off: reset by an acceptance, longest after a refusal 4 or 5
+      bo = (i = p.returnCode) > 3 ? o.backoffMax : i ? bo : o.backoffMin;
+      if (i) return drop("refused: " + (REFUSED[i] || i));
+      on = true;
+      if (!p.sessionPresent) {
+        rx = [];
+        t = t.filter((e) => !e._r);
+        subs.length && t.unshift({ type: 8, id: nid(), subs, _r: 1 });
+      }
+      t.map(resend);
+      at(ka, 0);
+      fin(me.onConnect, p.sessionPresent);
+    } else if (T == 3) {
+      if (q < 2 || rx.indexOf(id) < 0) {
+        q > 1 && rx.push(id) > o.maxInflight && rx.shift();
+        fin(me.onMessage, p.topic, p.payload, p);
+      }
+      q && ack(q + 3);
+    } else if (T == 6) {
+      rx = rx.filter((x) => x != id);
+      ack(7);
+    } else {
+      // acks; a PUBREC is answered with PUBREL even for an unknown id
+      T == 5 && ack(6);
+      e = t.find((e) => e.id == id && (e.type - 3 ? e.type + 1 : e.qos + 3) == T);
+      if (!e) return;
+      // PUBREC: the entry becomes its PUBREL, completed by PUBCOMP
+      if (T == 5) return void (e.type = 6);
+      t = t.filter((x) => x != e);
+      T == 9 &&
+        e.subs.map((s: { topic: string; qos: QoS }, j: number) => {
+          unsub(s.topic);
+          (g = p.granted[j]) < 3 ? subs.push(s) : e._c ? (m = "refused") : err("refused: " + s.topic);
+        });
+      fin(e._c, m, g);
+    }
+  };
+  const sink: DecoderSink = {
+    packet: (p) => why || safe(onPacket, p),
+    error: (m, f) => (f ? drop(m) : err(m)),
+  };
+  const open = () => {
+    const g = (f: (a: any) => void) => (a?: any) => h == cur && safe(f, a);
+    const h: TransportHandler = (cur = {
+      onOpen: g(() => {
+        send(o);
+        at(() => drop("connect timeout"), o.connectTimeout);
+      }),
+      onData: g((d) => dec.push(d, sink)),
+      onClose: g((r) => {
+        cur = null;
+        on = false;
+        if (want) {
+          at(open, (bo * (1 + (o.random || Math.random)())) / 2);
+          bo = Math.min(bo * 2, o.backoffMax);
+        } else at();
+        fin(me.onClose, why || r);
+      }),
+    });
+    why = "";
+    dec = new Decoder(o.maxPacket);
+    tr.open(o.host, o.port, h);
+  };
+
+  me.connect = () => {
+    want = true;
+    cur || (at(), open());
+  };
+  me.disconnect = () => {
+    want = false;
+    at();
+    on && send({ type: 14 });
+    cur && ((why = "disconnect"), tr.close());
+  };
+  me.subscribe = (topic, qos, cb) => queue({ type: 8, subs: [{ topic, qos }] }, cb);
+  me.unsubscribe = (topic, cb) => {
+    unsub(topic);
+    queue({ type: 10, topics: [topic] }, cb);
+  };
+  me.publish = (topic, payload, qos, retain, cb) => {
+    const p = { type: 3, topic, payload, qos, retain };
+    qos ? queue(p, cb) : fin(cb, on ? send(p) : "offline");
+  };
+} as unknown as new (tr: Transport, clock: Clock, opts: MqttOptions) => MqttClient;
