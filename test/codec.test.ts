@@ -465,10 +465,20 @@ describe("UTF-8", () => {
     expect(utf8Decode("")).toBe("");
   });
 
-  it("a lone surrogate encodes as U+FFFD, like Node", () => {
-    expect(utf8Encode("a\ud800b")).toBe(fromBuf(Buffer.from("a\ud800b", "utf8")));
-    expect(utf8Encode("\udc00")).toBe(fromBuf(Buffer.from("\udc00", "utf8")));
-    expect(utf8Encode("\ud83d")).toBe(fromBuf(Buffer.from("\ud83d", "utf8")));
+  it("a lone surrogate is not text: encode throws; surrogate pairs round-trip", () => {
+    for (const s of ["a\ud800b", "\udc00", "\ud83d", "x\ude00\ud83d", "\udbff/"]) {
+      expect(() => utf8Encode(s), JSON.stringify(s)).toThrow(Error);
+      expect(() => encode({ type: 3, topic: s, payload: "", qos: 0, retain: false, dup: false }), "topic " + JSON.stringify(s)).toThrow(Error);
+      expect(() => encode({ type: 1, clientId: s, clean: true, keepAlive: 0 }), "client id " + JSON.stringify(s)).toThrow(Error);
+      expect(() => encode({ type: 8, id: 1, subs: [{ topic: s, qos: 0 }] }), "filter " + JSON.stringify(s)).toThrow(Error);
+    }
+    for (const s of ["😀", "a/😀/\u{10ffff}", "\u{10000}"]) {
+      const b = utf8Encode(s);
+      expect(b).toBe(fromBuf(Buffer.from(s, "utf8")));
+      expect(utf8Decode(b)).toBe(s);
+      const p = { type: 3, topic: s, payload: "x", qos: 0, retain: false, dup: false } as const;
+      expect(decodeOne(encode(p))).toEqual(p);
+    }
   });
 
   it("rejects invalid sequences", () => {

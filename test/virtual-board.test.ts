@@ -244,7 +244,6 @@ describe("a built firmware script", () => {
 
 describe("wired to the modem simulator and a real broker (the host API end to end)", () => {
   const dir = path.join(__dirname, "../firmware");
-  const have = existsSync(path.join(dir, "pico-esp8266.js"));
   const cleanups: Array<() => void | Promise<void>> = [];
   afterAll(async () => {
     for (const c of cleanups) await c();

@@ -30,14 +30,12 @@ export const no = (m: string): never => {
 };
 
 /**
- * JS string -> UTF-8 byte string (via encodeURIComponent, one character at a
- * time, i.e. one code point on the host: a lone surrogate, which it rejects,
- * becomes U+FFFD as in Node).
+ * JS string -> UTF-8 byte string (via encodeURIComponent). A lone surrogate is
+ * not text: encodeURIComponent throws (URIError) for it, and so does encode().
  */
-export const utf8Encode = (s: any): Bytes =>
-  // a lone surrogate becomes U+FFFD first (toWellFormed: Node 20; Espruino's strings have none)
+export const utf8Encode = (s: string): Bytes =>
   // %XX escapes become bytes; "" before the first, an unreserved ASCII run after each is kept
-  encodeURIComponent(s.toWellFormed ? s.toWellFormed() : s).split("%").map((h, j) => j ? chr(parseInt(h.slice(0, 2), 16)) + h.slice(2) : h).join("");
+  encodeURIComponent(s).split("%").map((h, j) => j ? chr(parseInt(h.slice(0, 2), 16)) + h.slice(2) : h).join("");
 
 /**
  * UTF-8 byte string -> JS string. Throws Error("utf8") on anything MQTT forbids
@@ -78,10 +76,11 @@ const qv = (q: number) => q !== (q & 3) || q > 2 ? no("qos") : q;
 
 /**
  * The whole packet as a byte string. Throws Error only on inputs a caller must
- * never produce: a string or byte field over 65535 bytes, qos not 0/1/2, a
- * packet id not 1..65535, keep-alive not 0..65535, or a CONNACK / SUBACK (server
- * packets: ./server.ts encodes those). It does not check topic syntax (the
- * session does) nor the 256 MB packet limit (no such string fits on a board).
+ * never produce: a string with a lone surrogate (URIError), a string or byte
+ * field over 65535 bytes, qos not 0/1/2, a packet id not 1..65535, keep-alive
+ * not 0..65535, or a CONNACK / SUBACK (server packets: ./server.ts encodes
+ * those). It does not check topic syntax (the session does) nor the 256 MB
+ * packet limit (no such string fits on a board).
  * DUP is sent only with qos > 0 [MQTT-3.3.1-2].
  */
 export function encode(p: Packet): Bytes;

@@ -6,7 +6,6 @@
  *   c.onMessage = (topic, payload, packet) => …;   // payload: byte string; route with topicMatches (../codec)
  *   c.onClose = (reason) => …;                     // every end of a connection (then it reconnects by itself)
  *   c.onError = (err) => …;                        // refusals, time-outs, protocol and decoder errors
- *   c.onPacket = (dir, packet) => …;               // optional trace: "in" | "out"; live objects; password "***"
  *   c.connect(); c.publish("led/1/state", "on", 1, true, (err) => …); c.connected; c.disconnect();
  *
  * Callbacks of publish/subscribe/unsubscribe: (err?: string, granted?: number) —
@@ -14,9 +13,12 @@
  * connected), "refused" (SUBACK 0x80 for that filter; granted is then 128, otherwise
  * the granted QoS, which may be lower than asked). publish completes when written
  * (QoS 0), on PUBACK (1) or on PUBCOMP (2). Arguments that cannot be encoded (bad
- * QoS, topic too long) throw to the caller. Errors and reasons are short strings
- * ("refused: not authorized", "ping timeout", "connect timeout", "protocol error",
- * decoder messages) and never contain the password.
+ * QoS, topic too long, a lone surrogate in a topic) throw to the caller. Errors
+ * and reasons are short strings ("refused: 5", "ping timeout", "connect timeout",
+ * "protocol error", decoder messages) and never contain the password. A refusal
+ * is "refused: " + the CONNACK return code [MQTT-3.2.2-3]: 1 protocol version,
+ * 2 client id rejected, 3 server unavailable, 4 bad user name or password,
+ * 5 not authorized.
  *
  * Options (times in ms unless said):
  *   host, port, clientId, clean, keepAlive (SECONDS; 0 = no keep-alive),
@@ -60,7 +62,7 @@
  *   Exceptions thrown by app callbacks are caught and passed to onError.
  */
 import { encode, Decoder } from "../codec";
-import type { Packet, PublishPacket, QoS, Will, DecoderSink } from "../codec";
+import type { PublishPacket, QoS, Will, DecoderSink } from "../codec";
 import type { Bytes, Clock, Transport, TransportHandler } from "./transport";
 
 export interface MqttOptions {
@@ -89,8 +91,6 @@ export interface MqttClient {
   onMessage?: (topic: string, payload: Bytes, packet: PublishPacket) => void;
   onClose?: (reason: string) => void;
   onError?: (err: string) => void;
-  /** Trace of every packet; the objects are live (copy to keep), a password reads "***". */
-  onPacket?: (dir: "in" | "out", p: Packet) => void;
   /** Starts connecting now; keeps reconnecting until disconnect(). */
   connect(): void;
   /** Sends DISCONNECT and closes; no reconnect. Table entries stay for a later connect(). */
@@ -100,9 +100,6 @@ export interface MqttClient {
   /** cb: QoS 0 when written, QoS 1 on PUBACK, QoS 2 on PUBCOMP; or an error. */
   publish(topic: string, payload: Bytes, qos: QoS, retain: boolean, cb?: Callback): void;
 }
-
-/** CONNACK return codes 1-5 [MQTT-3.2.2-3]: "refused: " + one of these. */
-const REFUSED = ["", "bad protocol", "bad client id", "server unavailable", "bad user or password", "not authorized"];
 
 /*
  * A constructor function (smaller than a class); state lives in its closure
@@ -168,7 +165,6 @@ export const MqttClient = function (this: MqttClient, tr: Transport, clock: Cloc
   };
   const send = (p: any): void => {
     ls = clock.now();
-    fin(me.onPacket, "out", p.password ? Object.assign({}, p, { password: "***" }) : p);
     tr.write(encode(p));
   };
   /** Sends a table entry (again): with DUP from then on. */
@@ -202,13 +198,12 @@ export const MqttClient = function (this: MqttClient, tr: Transport, clock: Cloc
     let i: number, e: any, m, g;
     lr = clock.now();
     pt = 0;
-    fin(me.onPacket, "in", p);
     // the first packet must be CONNACK, and only the first
     if ((T == 2) == on) return drop("protocol error");
     if (T == 2) {
       // back-off: reset by an acceptance, longest after a refusal 4 or 5
       bo = (i = p.returnCode) > 3 ? o.backoffMax : i ? bo : o.backoffMin;
-      if (i) return drop("refused: " + (REFUSED[i] || i));
+      if (i) return drop("refused: " + i);
       on = true;
       if (!p.sessionPresent) {
         rx = [];
@@ -251,8 +246,10 @@ export const MqttClient = function (this: MqttClient, tr: Transport, clock: Cloc
     const g = (f: (a: any) => void) => (a?: any) => h == cur && safe(f, a);
     const h: TransportHandler = (cur = {
       onOpen: g(() => {
-        send(o);
+        // the timer first: a CONNECT that cannot be encoded (a lone surrogate in the
+        // client id) is reported by safe(), and the time-out still ends this try
         at(() => drop("connect timeout"), o.connectTimeout);
+        send(o);
       }),
       onData: g((d) => dec.push(d, sink)),
       onClose: g((r) => {
