@@ -47,12 +47,16 @@ function setPath(obj: Record<string, any>, path: string, value: unknown): void {
   o[parts[parts.length - 1]] = value;
 }
 
+/** No lone surrogate (String.prototype.isWellFormed is in Node 20; its type is in a later lib). */
+const wellFormed = (s: string) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+
 function utf8Len(s: string): number {
   return Buffer.byteLength(s, "utf8");
 }
 
 function checkTopicPart(name: string, v: unknown, errors: string[]): void {
   if (typeof v !== "string" || v === "") errors.push(`${name} must be a non-empty string`);
+  else if (!wellFormed(v)) errors.push(`${name} is not valid text (a lone surrogate)`);
   else if (/[+#\u0000]/.test(v)) errors.push(`${name} must not contain +, # or NUL (it is published to)`);
   else if (utf8Len(v) > 200) errors.push(`${name} is too long (at most 200 bytes)`);
 }
@@ -80,6 +84,7 @@ export function validate(c: Record<string, any>, modem: ModemKind): string[] {
     errors.push("broker.password needs broker.username (MQTT 3.1.1 sends no password without a user name)");
   if (c.clientId !== undefined) {
     if (!str(c.clientId) || c.clientId === "") errors.push("clientId must be a non-empty string (or left out: the chip's serial is used)");
+    else if (!wellFormed(c.clientId)) errors.push("clientId is not valid text (a lone surrogate)");
     else if (utf8Len(c.clientId) > 23) errors.push("clientId is longer than 23 bytes, which MQTT 3.1.1 brokers need not accept");
   }
   if (c.keepAlive !== undefined && (!Number.isInteger(c.keepAlive) || c.keepAlive < 5 || c.keepAlive > 65535))

@@ -61,6 +61,8 @@ describe("device configuration (scripts/config.ts)", () => {
     [{ ...good, keepAlive: 2 }, "esp8266", /keepAlive/],
     [{ ...good, clientId: "x".repeat(24) }, "esp8266", /longer than 23 bytes/],
     [{ ...good, ledPin: "led" }, "esp8266", /ledPin/],
+    [{ ...good, clientId: "a\ud800b" }, "esp8266", /clientId is not valid text/],
+    [{ ...good, topic: "led\udc00" }, "esp8266", /topic is not valid text/],
     [{ ...good, uartPath: "serial0" }, "esp8266", /uartPath/],
   ] as const)("rejects a bad setting with a clear message (%#)", (cfg, modem, msg) => {
     expect(validate(JSON.parse(JSON.stringify(cfg)), modem).join("\n")).toMatch(msg);
