@@ -32,7 +32,7 @@
  * open() only probes: PWRKEY toggles power, so it is pulsed only for a module
  * that does not answer (a stuck one may need two open()s: off, then on).
  */
-import type { AtEngine, AtReply } from "../at/engine";
+import type { AtEngine } from "../at/engine";
 import type { Bytes, Clock, Transport, TransportHandler } from "../session/transport";
 
 export interface Sim800Options {
@@ -66,173 +66,162 @@ export class Sim800 implements Transport {
     const P = 1e3;
     const T = 5e3;
     const L = 85e3;
-    // Unset locals read as undefined (falsy) where that is what they start as.
-    /** Handler of the current open(); null once its onClose went out. */
-    let h: TransportHandler | null | undefined,
+    // One `let` for the state and the helpers (one declaration minifies
+    // smallest). Unset locals read as undefined (falsy) where that is what
+    // they start as. Extra parameters of the helpers are scratch locals.
+    let /** Handler of the current open(); 0 once its onClose went out. */
+      h: TransportHandler | 0 | undefined,
       /** Generation, bumped whenever an open() ends: replies to older ones are ignored. */
       g = 0,
       /** Bearer up (attached, IP); reset the modem before the next bring-up. */
-      up: boolean | undefined,
-      rst: boolean | undefined,
+      up: unknown,
+      rst: any,
       /** Socket: 0 none (yet), 1 connected, 2 closing, 3 connected with a CIPSEND in flight. */
       m: number | undefined,
-      /** Bytes waiting (at most 4,096). */
-      q: Bytes = "",
-      /** Step in progress (0 while resetting and probing); the registration deadline. */
+      /** Bytes waiting (at most 4,096); emptied when a socket connects. */
+      q!: Bytes,
+      /** Step in progress (0 while resetting and probing, and once end() ran); the registration deadline. */
       s: number | undefined,
-      d: number;
-    me.onState = (x, why) => o.log && o.log(x + " " + (why || ""));
-    const state = (x: string, why?: string) => me.onState(x, why);
-    /**
-     * Ends the current open(): onClose exactly once. k true (or 1): what is in
-     * flight will not be answered usefully (the module restarted or is stuck,
-     * or the bring-up was given up): the engine's queue is dropped and the
-     * bearer counts as down.
-     */
-    const end = (why: string, k?: unknown) => {
-      const x = h;
-      g++;
-      h = null;
-      m = 0;
-      q = "";
-      if (k) {
-        up = false;
-        e.abort();
-      }
-      if (x) {
-        state(up ? "joined" : "failed", why);
-        x.onClose(why);
-      }
-    };
-    /**
-     * Sends a command; f never sees a reply that belongs to an older
-     * generation, nor a TIMEOUT but the AT probe's: the modem is stuck, the
-     * open ends and the next open() resets the modem.
-     */
-    const cmd = (c: string, t: number, f: (r: AtReply) => unknown, finals?: string[], secret?: boolean, okNotFinal?: boolean, data?: Bytes) => {
-      const k = g;
-      e.send({
-        cmd: c,
-        timeout: t,
-        done: (r) => k == g && (r.final == "TIMEOUT" && c != "AT" ? ((rst = true), end(r.final, 1)) : f(r)),
-        finals,
-        data,
-        secret,
-        okNotFinal,
-      });
-    };
-    /** Closes the socket with a reason (CIPCLOSE); gives a bring-up up at once. */
-    const shut = (why: string) => {
-      if (!h || m == 2) return;
-      if (!m) return end(why, 1);
-      m = 2;
-      // "CLOSE OK"; a "CLOSED" from the peer meanwhile ends it as well.
-      cmd("AT+CIPCLOSE", L, () => end(why), ["CLOSE"]);
-    };
-    const pump = () => {
-      if (!q || m != 1) return;
-      // SIMCom TCP/IP application note: at most 1460 bytes per AT+CIPSEND.
-      const b = q.slice(0, 1460);
-      q = q.slice(1460);
-      m = 3;
-      cmd(
-        "AT+CIPSEND=" + b.length,
-        L,
-        (r) => {
-          if (m! > 2) m = 1;
-          r.final == "SEND OK" ? pump() : shut(r.final);
-        },
-        0 as never,
-        0 as never,
-        0 as never,
-        b,
-      );
-    };
-    /** Poll again until the deadline, then fail with why. */
-    const wait = (ok: boolean, why: string) => !ok && (clock.now() < d ? 1 : why);
-    /**
-     * The bring-up, one command (after "AT") per step; step 9 (AT+CSTT) and
-     * 12 (AT+CIPSTART, set by open) are filled in. Step 0 is the auto-baud
-     * probe "AT". CGATT=1, CIPSHUT, CIICR and CIPSTART get the long time-out.
-     */
-    const steps = "|E0|+CPIN?|+CSQ|+CREG?|+CGATT=1|+CIPSHUT|+CIPMUX=0|+CIPHEAD=1||+CIICR|+CIFSR|".split("|");
+      d: number,
+      /**
+       * The bring-up, one command (after "AT") per step; step 9 (AT+CSTT) and
+       * 12 (AT+CIPSTART, set by open) are filled in. Step 0 is the auto-baud
+       * probe "AT".
+       */
+      steps = "|E0|+CPIN?|+CSQ|+CREG?|+CGATT=1|+CIPSHUT|+CIPMUX=0|+CIPHEAD=1||+CIICR|+CIFSR|".split("|"),
+      state = (x: string, why?: string) => {
+        me.onState(x, why);
+      },
+      /**
+       * Ends the current open(): onClose exactly once. k true (or 1): what is in
+       * flight will not be answered usefully (the module restarted or is stuck,
+       * or the bring-up was given up): the engine's queue is dropped and the
+       * bearer counts as down.
+       */
+      end = (why: string, k?: unknown, x?: TransportHandler | 0) => {
+        x = h;
+        g++;
+        h = m = s = 0;
+        if (k) {
+          up = 0;
+          e.abort();
+        }
+        if (x) {
+          state(up ? "joined" : "failed", why);
+          x.onClose(why);
+        }
+      },
+      /**
+       * Sends "AT" + c; f gets the final and the lines (joined by ",") and never
+       * a reply that belongs to an older generation, nor a TIMEOUT but the AT
+       * probe's: the modem is stuck, the open ends and the next open() resets
+       * the modem.
+       */
+      cmd = (c: string, t: number, f: (final: string, lines: string, k: number) => unknown, finals?: any, secret?: any, okNotFinal?: any, data?: Bytes, k?: any) => {
+        k = g;
+        e.send({
+          cmd: "AT" + c,
+          timeout: t,
+          done: (r) => k == g && (r.final == "TIMEOUT" && c ? ((rst = 1), end(r.final, 1)) : f(r.final, r.lines + "", k)),
+          finals,
+          data,
+          secret,
+          okNotFinal,
+        });
+      },
+      /** Closes the socket with a reason (CIPCLOSE); gives a bring-up up at once. */
+      shut = (why: string) => {
+        // "CLOSE OK"; a "CLOSED" from the peer meanwhile ends it as well.
+        if (h && m != 2) m ? ((m = 2), cmd("+CIPCLOSE", L, () => end(why), ["CLOSE"])) : end(why, 1);
+      },
+      pump = (b?: Bytes): void => {
+        if (q && m == 1) {
+          // SIMCom TCP/IP application note: at most 1460 bytes per AT+CIPSEND.
+          b = q.slice(0, 1460);
+          q = q.slice(1460);
+          m = 3;
+          cmd("+CIPSEND=" + b.length, L, (f) => {
+            if (m! > 2) m = 1;
+            f == "SEND OK" ? pump() : shut(f);
+          }, 0, 0, 0, b);
+        }
+      },
+      /** Not there yet: poll again until the deadline, then fail with why. */
+      wait = (why: string) => (clock.now() < d ? 1 : why),
+      run = (i: number): void => {
+        if (i > 11) {
+          if (!up) state("joined");
+          up = 1;
+          state("connecting");
+        }
+        s = i;
+        cmd(
+          steps[i],
+          // CGATT=1 (5), CIPSHUT (6), CIICR (10) and CIPSTART (12) get the long time-out
+          i ? (0b1010001100000 >> i) & 1 ? L : T : P,
+          (f, x, k, v?: any) => {
+            // A check gives nothing (next step), 1 (poll again until the deadline) or why it failed.
+            v = !i
+              ? // the module answers once it has seen "AT" at our rate (TIMEOUT: not yet)
+                f != "OK" && wait("no answer")
+              : i == 2
+                ? // "+CPIN: SIM PIN" / "SIM PUK" fail as that line; no SIM as "+CPIN? +CME ERROR: 10"
+                  !/READY/.test(x) && x
+                : i == 3
+                  ? state("attaching", x) // with the signal: "+CSQ: <rssi>,<ber>"
+                  : i == 4
+                    ? !/G: \d,[15]/.test(x) && wait("no network")
+                    : // AT+CIPSTART: all but CONNECT OK (/K$/) fail; all but CONNECT FAIL (/L$/:
+                      // not ALREADY CONNECT, ERROR...) leave the bearer in doubt: AT+CIPSHUT
+                      // and a fresh attach next time
+                      i > 11 && !/K$/.test(f) && ((up = /L$/.test(f)), f);
+            // e.g. "+CIICR ERROR" (the name only: AT+CSTT's arguments are secret)
+            if (!v && /ERROR/.test(f)) v = steps[i].split("=")[0] + " " + f;
+            // (a module that never answered the probe is reset next time)
+            v == 1
+              ? clock.setTimeout(() => k == g && run(i), P)
+              : v
+                ? ((rst = !i), end(v))
+                : i > 11
+                  ? // connected: the bytes waiting are the ones written from now on
+                    ((m = 1), (q = ""), state("connected"), (h as TransportHandler).onOpen(), pump())
+                  : run(i + 1);
+          },
+          // The IP line ends AT+CIFSR (no OK follows it): any line does (the IP is not used).
+          i == 6 ? ["SHUT"] : i == 11 ? [""] : i > 11 && ["CONNECT", "ALREADY"],
+          i == 9, // AT+CSTT carries the APN credentials
+          i > 11,
+        );
+      };
     steps[9] = `+CSTT="${o.apn}","${o.user || ""}","${o.password || ""}"`;
-    const run = (i: number): void => {
-      const c = steps[i];
-      if (i > 12) {
-        m = 1;
-        state("connected");
-        h!.onOpen();
-        return pump();
-      }
-      if (i > 11) {
-        if (!up) state("joined");
-        up = true;
-        state("connecting");
-      }
-      s = i;
-      cmd(
-        "AT" + c,
-        i ? (/GA|SH|II|AR/.test(c) ? L : T) : P,
-        (r) => {
-          const f = r.final;
-          const x = r.lines + "";
-          const k = g;
-          // A check gives nothing (next step), 1 (poll again until the deadline) or why it failed.
-          let v = !i
-            ? // the module answers once it has seen "AT" at our rate (TIMEOUT: not yet)
-              wait(f == "OK", "no answer")
-            : i == 2
-              ? // "+CPIN: SIM PIN" / "SIM PUK" fail as that line; no SIM as "+CPIN? +CME ERROR: 10"
-                !/READY/.test(x) && x
-              : i == 3
-                ? void state("attaching", x) // with the signal: "+CSQ: <rssi>,<ber>"
-                : i == 4
-                  ? wait(/G: \d,[15]/.test(x), "no network")
-                  : // AT+CIPSTART: all but CONNECT OK (/K$/) fail; all but CONNECT FAIL (/L$/:
-                    // not ALREADY CONNECT, ERROR...) leave the bearer in doubt: AT+CIPSHUT
-                    // and a fresh attach next time
-                    i > 11 && !/K$/.test(f) && ((up = /L$/.test(f)), f);
-          // e.g. "+CIICR ERROR" (the name only: AT+CSTT's arguments are secret)
-          if (!v && /ERROR/.test(f)) v = c.split("=")[0] + " " + f;
-          // (a module that never answered the probe is reset next time)
-          v == 1 ? clock.setTimeout(() => k == g && run(i), P) : v ? ((rst = !i), end(v as string)) : run(i + 1);
-        },
-        // The IP line ends AT+CIFSR (no OK follows it): any line does (the IP is not used).
-        i == 6 ? ["SHUT"] : i == 11 ? [""] : i > 11 ? ["CONNECT", "ALREADY"] : (0 as never),
-        i == 9, // AT+CSTT carries the APN credentials
-        i > 11,
-      );
-    };
-    e.onData = (b) => m && h!.onData(b);
+    me.onState = (x, why) => o.log && o.log(x + " " + (why || ""));
+    e.onData = (b) => m && (h as TransportHandler).onData(b);
     e.onUrc = (l) => {
       if (l == "CLOSED") m && end(l);
       else if (/^RDY|DOWN$|DEACT$/.test(l)) {
         // Restarted, powered down or the PDP context lost: the socket and the bearer are gone.
-        up = false;
-        if (/N$/.test(l)) rst = true;
-        if (h && s) end(l, 1);
+        up = 0;
+        rst = rst || /N$/.test(l);
+        // (s is nonzero only while an open() is past the probe: end() zeroes it)
+        if (s) end(l, 1);
       }
     };
     // One open() at a time: the next one after this one's onClose.
-    me.open = (host, port, handler) => {
+    me.open = (host, port, handler, k?: number, go?: () => unknown) => {
+      k = g;
+      go = () => k == g && run(0);
       h = handler;
       steps[12] = `+CIPSTART="TCP","${host}","${port}"`;
-      const k = g;
-      const go = () => k == g && run(0);
-      s = 0;
       d = clock.now() + (o.regDeadline || 6e4);
       if (up) run(12);
       else if (!rst) go();
       else {
-        rst = false;
+        rst = 0;
         state("resetting");
-        o.powerOn ? o.powerOn(go) : cmd("AT+CFUN=1,1", T, go);
+        o.powerOn ? o.powerOn(go) : cmd("+CFUN=1,1", T, go!);
       }
     };
-    me.write = (b) => {
-      if (m! & 1) (q += b).length > 4096 ? shut("overflow") : pump();
-    };
+    me.write = (b) => m! & 1 && ((q += b).length > 4096 ? shut("overflow") : pump());
     me.close = () => shut("closed");
   }
 }
