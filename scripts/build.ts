@@ -4,20 +4,27 @@
  * checks every script against the Espruino contract (scripts/espruino-check.ts)
  * and prints the size table against the budgets.
  *
+ * Type checks: `tsc --noEmit` on tsconfig.firmware.json (plus the entry) and on
+ * tsconfig.json, in child processes while this one bundles; bundles go through
+ * rollup with @rollup/plugin-typescript (noEmitOnError) and @rollup/plugin-terser
+ * (scripts/bundle.ts), up to BUNDLE_CONCURRENCY at a time.
+ *
  * Virtual modules: "virtual:board" is the board's default export (boards/<id>.ts),
  * "virtual:modem" is `export * from "src/modem/<modem>.ts"`, so a script holds only
  * the driver it runs.
  *
- * Options (CLI): --entry <file.ts> (a stand-in for src/app/main.ts), --no-typecheck,
+ * Options (CLI): --entry <file.ts> (a stand-in for src/app/main.ts), --no-typecheck (skips
+ * the tsc runs; a type error still fails the bundles),
  * --out <dir> (default firmware/), --board <id> (only that board).
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Plugin, RollupCache } from "rollup";
 import type { BoardDef, ModemKind } from "../src/board/board";
-import { bundle, pruneMinifyCache, ROOT, TsEmitter } from "./bundle";
+import { bundle, firmwareTsconfig, ROOT, terserPlugin } from "./bundle";
 import { checkEspruino, formatFinding, type Finding } from "./espruino-check";
 
 export const BUDGETS = {
@@ -86,16 +93,61 @@ export function externalFiles(files: string[]): Plugin {
   };
 }
 
-/** Shared compiler state so a whole build compiles each source once. */
-export interface BuildContext { ts: TsEmitter; cache: { value?: RollupCache } }
+/**
+ * State shared by the bundles of one build: rollup's module cache, and a private
+ * directory where @rollup/plugin-typescript keeps TypeScript's incremental state
+ * (so only the first bundle type-checks and emits the whole program). Remove it
+ * with closeContext().
+ */
+export interface BuildContext { cache: { value?: RollupCache }; incrementalDir: string; terser: Plugin }
 export function newContext(): BuildContext {
-  return { ts: new TsEmitter(), cache: {} };
+  return { cache: {}, incrementalDir: mkdtempSync(path.join(tmpdir(), "fw-build-")), terser: terserPlugin() };
+}
+export function closeContext(ctx: BuildContext): void {
+  rmSync(ctx.incrementalDir, { recursive: true, force: true });
+}
+
+/**
+ * Bundles in flight at a time: TypeScript runs on this thread while terser minifies
+ * earlier bundles in its workers. Overlapping bundles also keep the shared terser
+ * plugin's worker pool alive from one bundle to the next.
+ */
+export const BUNDLE_CONCURRENCY = 3;
+
+/**
+ * Runs `tasks` and resolves to their results in order. The first runs alone: it
+ * type-checks and emits the whole program, which the later ones then reuse. The
+ * rest run at most `n` at a time (a new one starts as one ends), stopping at the
+ * first failure.
+ */
+async function runBundles<T>(tasks: (() => Promise<T>)[], n = BUNDLE_CONCURRENCY): Promise<T[]> {
+  if (!tasks.length) return [];
+  const out: T[] = new Array(tasks.length);
+  out[0] = await tasks[0]();
+  let next = 1;
+  let failed = false;
+  const lane = async () => {
+    while (!failed && next < tasks.length) {
+      const i = next++;
+      try {
+        out[i] = await tasks[i]();
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    }
+  };
+  // Every lane settles before a failure is thrown (the caller then removes the context).
+  const lanes = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(n, tasks.length - 1)) }, lane));
+  const failure = lanes.find((l): l is PromiseRejectedResult => l.status === "rejected");
+  if (failure) throw failure.reason;
+  return out;
 }
 
 /** The minified firmware script of one board + modem. */
 export function bundleFirmware(b: BoardFile, modem: ModemKind, ctx: BuildContext, entry = DEFAULT_ENTRY): Promise<string> {
   if (!existsSync(modemFile(modem))) throw new Error(`board ${b.board.id}: modem driver ${path.relative(ROOT, modemFile(modem))} does not exist`);
-  return bundle(entry, { ts: ctx.ts, cache: ctx.cache, plugins: [virtualModules(b.file, modem)] });
+  return bundle(entry, { cache: ctx.cache, incrementalDir: ctx.incrementalDir, terser: ctx.terser, plugins: [virtualModules(b.file, modem)] });
 }
 
 export interface ScriptSize {
@@ -123,57 +175,100 @@ export interface SizeReport {
 
 const bytesOf = (s: string) => Buffer.byteLength(s, "utf8");
 
+/** The bundles of the layers, and how their texts become the layer sizes. */
+function layerJobs(ctx: BuildContext): { entries: string[]; tasks: (() => Promise<string>)[]; finish: (codes: string[]) => LayerSize[] } {
+  const opts = { cache: ctx.cache, incrementalDir: ctx.incrementalDir, terser: ctx.terser };
+  // A driver alone: its bundle with the AT engine left out (external), minus the import line that leaves.
+  // (Its own rollup cache: a cached module keeps its resolved imports, and the engine is external only here.)
+  const engineFile = path.join(ROOT, "src/at/engine.ts");
+  const driverOpts = { incrementalDir: ctx.incrementalDir, terser: ctx.terser, plugins: [externalFiles([engineFile])] };
+  const modems = MODEM_KINDS.filter((m) => existsSync(modemFile(m)));
+  const entries = ["src/codec/index.ts", "src/session/index.ts", "src/at/engine.ts", ...modems.map((m) => `src/modem/${m}.ts`)];
+  const tasks = entries.map((e, i) => () => bundle(e, i < 3 ? opts : driverOpts));
+  const finish = ([codec, codecSession, at, ...drivers]: string[]): LayerSize[] => {
+    const driver: Partial<Record<ModemKind, number>> = {};
+    modems.forEach((m, i) => {
+      driver[m] = bytesOf(drivers[i].replace(/import\s*(?:\{[^}]*\}|\*\s*as\s*\w+|\w+)?\s*(?:from\s*)?["'][^"']*["'];?/g, ""));
+    });
+    const layers: LayerSize[] = [
+      { name: "codec", entry: "src/codec/index.ts", bytes: bytesOf(codec) },
+      { name: "codec+session", entry: "src/session/index.ts", bytes: bytesOf(codecSession), budget: BUDGETS.codecSession },
+      { name: "AT engine", entry: "src/at/engine.ts", bytes: bytesOf(at), budget: BUDGETS.at },
+    ];
+    for (const m of MODEM_KINDS) {
+      const name = m === "esp8266" ? "ESP8266 driver" : "SIM800 driver";
+      if (driver[m] === undefined) layers.push({ name, entry: `src/modem/${m}.ts`, bytes: NaN, budget: BUDGETS[m], note: "missing" });
+      else layers.push({ name, entry: `src/modem/${m}.ts`, bytes: driver[m]!, budget: BUDGETS[m], note: "bundle without the AT engine" });
+    }
+    return layers;
+  };
+  return { entries, tasks, finish };
+}
+
+/**
+ * Bundles every layer afresh and returns their sizes (the "app" layer comes with the
+ * scripts, see sizeReport). `codes` receives each layer's text by entry when given
+ * (a driver's is its bundle without the AT engine).
+ */
+export async function measureLayers(ctx?: BuildContext, codes?: Map<string, string>): Promise<LayerSize[]> {
+  const c = ctx ?? newContext();
+  try {
+    const j = layerJobs(c);
+    const texts = await runBundles(j.tasks);
+    j.entries.forEach((e, i) => codes?.set(e, texts[i]));
+    return j.finish(texts);
+  } finally {
+    if (!ctx) closeContext(c);
+  }
+}
+
+/** One board script: its board, modem, file name (<board>-<modem>.js) and text. */
+export interface BuiltScript { board: BoardFile; modem: ModemKind; file: string; code: string }
+export const scriptFile = (b: BoardFile, modem: ModemKind) => `${b.board.id}-${modem}.js`;
+
+/** The size report of `layers` (from measureLayers) and the board scripts; adds the "app" layer. */
+export function sizeReport(layers: LayerSize[], built: BuiltScript[], entry = DEFAULT_ENTRY): SizeReport {
+  const bytesOfLayer = (name: string) => {
+    const l = layers.find((x) => x.name === name);
+    return l && !Number.isNaN(l.bytes) ? l.bytes : 0;
+  };
+  const codecSession = bytesOfLayer("codec+session");
+  const at = bytesOfLayer("AT engine");
+  const driver = (m: ModemKind) => bytesOfLayer(m === "esp8266" ? "ESP8266 driver" : "SIM800 driver");
+  const scripts: ScriptSize[] = built.map((s) => {
+    const bytes = bytesOf(s.code);
+    return {
+      board: s.board.board.id, modem: s.modem, file: s.file, bytes, vars: s.board.board.vars, budget: BUDGETS.script,
+      app: bytes - codecSession - at - driver(s.modem),
+    };
+  });
+  const all = [...layers];
+  if (scripts.length) {
+    const apps = scripts.map((s) => s.app);
+    all.push({ name: "app", entry, bytes: Math.max(...apps), note: `script − the rest (${Math.min(...apps)}..${Math.max(...apps)})` });
+  }
+  return { scripts, layers: all };
+}
+
 /**
  * Bundles every layer and every board script afresh and returns their sizes.
  * `scripts` receives the script texts (file name → code) when given.
  */
 export async function measureSizes(opts: { ctx?: BuildContext; entry?: string; boards?: BoardFile[]; scripts?: Map<string, string> } = {}): Promise<SizeReport> {
   const ctx = opts.ctx ?? newContext();
-  const entry = opts.entry ?? DEFAULT_ENTRY;
-  const boards = opts.boards ?? await loadBoards();
-  const layer = async (e: string) => bytesOf(await bundle(e, { ts: ctx.ts, cache: ctx.cache }));
-
-  const codec = await layer("src/codec/index.ts");
-  const codecSession = await layer("src/session/index.ts");
-  const at = await layer("src/at/engine.ts");
-  // A driver alone: its bundle with the AT engine left out (external), minus the import line that leaves.
-  const engineFile = path.join(ROOT, "src/at/engine.ts");
-  const driver: Partial<Record<ModemKind, number>> = {};
-  for (const m of MODEM_KINDS) {
-    if (!existsSync(modemFile(m))) continue;
-    const code = await bundle(`src/modem/${m}.ts`, { ts: ctx.ts, cache: ctx.cache, plugins: [externalFiles([engineFile])] });
-    driver[m] = bytesOf(code.replace(/import\s*(?:\{[^}]*\}|\*\s*as\s*\w+|\w+)?\s*(?:from\s*)?["'][^"']*["'];?/g, ""));
+  try {
+    const entry = opts.entry ?? DEFAULT_ENTRY;
+    const boards = opts.boards ?? await loadBoards();
+    // A script first: the first bundle type-checks the whole program, entry included.
+    const jobs = boards.flatMap((b) => b.board.modems.map((modem) => ({ b, modem })));
+    const layers = layerJobs(ctx);
+    const codes = await runBundles([...jobs.map(({ b, modem }) => () => bundleFirmware(b, modem, ctx, entry)), ...layers.tasks]);
+    const built = jobs.map(({ b, modem }, i) => ({ board: b, modem, file: scriptFile(b, modem), code: codes[i] }));
+    for (const s of built) opts.scripts?.set(s.file, s.code);
+    return sizeReport(layers.finish(codes.slice(jobs.length)), built, entry);
+  } finally {
+    if (!opts.ctx) closeContext(ctx);
   }
-
-  const layers: LayerSize[] = [
-    { name: "codec", entry: "src/codec/index.ts", bytes: codec },
-    { name: "codec+session", entry: "src/session/index.ts", bytes: codecSession, budget: BUDGETS.codecSession },
-    { name: "AT engine", entry: "src/at/engine.ts", bytes: at, budget: BUDGETS.at },
-  ];
-  for (const m of MODEM_KINDS) {
-    const name = m === "esp8266" ? "ESP8266 driver" : "SIM800 driver";
-    if (driver[m] === undefined) layers.push({ name, entry: `src/modem/${m}.ts`, bytes: NaN, budget: BUDGETS[m], note: "missing" });
-    else layers.push({ name, entry: `src/modem/${m}.ts`, bytes: driver[m]!, budget: BUDGETS[m], note: "bundle without the AT engine" });
-  }
-
-  const scripts: ScriptSize[] = [];
-  for (const b of boards) {
-    for (const modem of b.board.modems) {
-      const code = await bundleFirmware(b, modem, ctx, entry);
-      const file = `${b.board.id}-${modem}.js`;
-      opts.scripts?.set(file, code);
-      const bytes = bytesOf(code);
-      scripts.push({
-        board: b.board.id, modem, file, bytes, vars: b.board.vars, budget: BUDGETS.script,
-        app: bytes - codecSession - at - (driver[modem] ?? 0),
-      });
-    }
-  }
-  if (scripts.length) {
-    const apps = scripts.map((s) => s.app);
-    layers.push({ name: "app", entry, bytes: Math.max(...apps), note: `script − the rest (${Math.min(...apps)}..${Math.max(...apps)})` });
-  }
-  return { scripts, layers };
 }
 
 /** The size table as text. */
@@ -236,33 +331,33 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     return { ok: false, errors: [`entry ${entry} does not exist`], files, findings };
   }
 
-  // The host-side check runs in a child process while this one type-checks the firmware and bundles.
-  const hostCheck = opts.typecheck === false ? undefined : tscCheck("tsconfig.json");
-  const ctx = newContext();
-  ctx.ts.addRoot(path.resolve(ROOT, entry));
-  if (opts.typecheck !== false) {
-    const diags = ctx.ts.diagnostics();
-    if (diags.length) errors.push("tsc -p tsconfig.firmware.json:", ...diags);
-  }
+  // Both type checks run as `tsc --noEmit` in child processes while this one bundles.
+  // The firmware program is tsconfig.firmware.json plus the entry (when it lies outside src/).
+  // (Bundling type-checks the firmware program too, with noEmitOnError; tsc lists every error.)
+  const fwConfig = firmwareTsconfig(path.resolve(ROOT, entry));
+  const checks = opts.typecheck === false ? [] : [
+    tscCheck(fwConfig.path).then((r) => ({ r, name: "tsc -p tsconfig.firmware.json" })),
+    tscCheck("tsconfig.json").then((r) => ({ r, name: "tsc -p tsconfig.json" })),
+  ];
 
   let sizes: SizeReport | undefined;
   const scripts = new Map<string, string>();
-  {
-    // Bundled even after type errors, for the size table; nothing is written then.
-    try {
-      let boards = await loadBoards();
-      if (opts.only?.length) boards = boards.filter((b) => opts.only!.includes(b.board.id));
-      if (!boards.length) errors.push("no boards to build");
-      sizes = await measureSizes({ ctx, entry, boards, scripts });
-    } catch (e: any) {
-      errors.push(String(e && e.message ? e.message : e));
-    }
+  const ctx = newContext();
+  try {
+    let boards = await loadBoards();
+    if (opts.only?.length) boards = boards.filter((b) => opts.only!.includes(b.board.id));
+    if (!boards.length) errors.push("no boards to build");
+    sizes = await measureSizes({ ctx, entry, boards, scripts });
+  } catch (e: any) {
+    errors.push(String(e && e.message ? e.message : e));
+  } finally {
+    closeContext(ctx);
   }
 
-  if (hostCheck) {
-    const r = await hostCheck;
-    if (!r.ok) errors.push("tsc -p tsconfig.json:", ...r.output.trim().split("\n"));
+  for (const { r, name } of await Promise.all(checks)) {
+    if (!r.ok) errors.push(name + ":", ...r.output.trim().split("\n"));
   }
+  fwConfig.dispose();
 
   for (const [file, code] of scripts) {
     const fs = checkEspruino(code);
@@ -283,7 +378,6 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     if (sizes) writeFileSync(path.join(outDir, "sizes.json"), JSON.stringify(sizes, null, 2) + "\n");
   }
   if (sizes) log(formatSizes(sizes));
-  pruneMinifyCache();
   return { ok: errors.length === 0, errors, files, sizes, findings };
 }
 

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import mqtt from "mqtt";
 import { AtEngine } from "../src/at/engine";
-import { createModem } from "../src/modem/sim800";
+import { Modem } from "../src/modem/sim800";
 import { MqttClient } from "../src/session/index";
 import { Sim800Sim } from "../scripts/modem-sim/sim800";
 import { realClock, until, startAedesBroker, type Broker } from "./support/esp8266-rig";
@@ -26,8 +26,8 @@ describe("MqttClient over the SIM800 driver", () => {
     const engine = new AtEngine({ write: (d) => sim.receive(d) }, realClock);
     sim.on("tx", (c: string) => engine.feed(c));
     const log: string[] = [];
-    // The app's call: createModem(engine, clock, cfg, hw, log).
-    const modem = createModem(engine, realClock, { gprs: { apn: "internet", user: "u", password: "pw-secret" } }, {}, (l) => log.push(l));
+    // The app's call: new Modem(engine, clock, Object.assign({ log, hardReset, powerOn }, cfg.wifi, cfg.gprs)).
+    const modem = new Modem(engine, realClock, Object.assign({ log: (l: string) => log.push(l) }, { apn: "internet", user: "u", password: "pw-secret" }));
     const client = new MqttClient(modem, realClock, {
       host: "broker.example",
       port: 1883,

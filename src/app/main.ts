@@ -4,49 +4,46 @@
  * Every failure ends in a retry: the board is never left with a stopped program.
  */
 import board from "virtual:board";
-import { createModem } from "virtual:modem";
+import { Modem } from "virtual:modem";
 import { AtEngine } from "../at/engine";
 import { MqttClient } from "../session/index";
 import type { Clock } from "../session/transport";
 import { CONFIG_FILE, type DeviceConfig } from "./config";
 import { LED_IGNORE, nextLevel, parseCommand } from "./led";
 
-// Espruino reuses timer ids and throws when clearing one that has fired, so a
-// handle remembers its id only until the timer runs.
-interface TimerHandle { i?: number }
+// Espruino's timers as the Clock. Every layer clears only timers still pending
+// (Espruino throws on a fired id, and reuses ids), so no wrapper is needed.
 const clock: Clock = {
   now: () => getTime() * 1000,
-  setTimeout: (fn, ms) => {
-    const h: TimerHandle = {};
-    h.i = setTimeout(() => { h.i = undefined; fn(); }, ms);
-    return h;
-  },
-  clearTimeout: (h) => {
-    const t = h as TimerHandle;
-    if (t && t.i != null) { clearTimeout(t.i); t.i = undefined; }
-  },
+  setTimeout: setTimeout,
+  clearTimeout: clearTimeout,
 };
 
 const log = (s: string) => console.log(s);
+
+/** A pin held low for `ms`, then high: CH_PD resets an ESP8266, PWRKEY toggles a SIM800. None without a pin. */
+const pulse = (pin: string | undefined, ms: number) => (pin && ((done: () => void) => {
+  digitalWrite(pin, 0);
+  setTimeout(() => { digitalWrite(pin, 1); done(); }, ms);
+})) as ((done: () => void) => void) | undefined;
 
 let started = false;
 
 function start(): void {
   if (started) return;
-  let cfg: DeviceConfig | undefined;
-  try { cfg = require("Storage").readJSON(CONFIG_FILE, true); } catch (e) { /* no Storage: stays undefined */ }
-  if (!cfg || !cfg.broker) {
-    log("no " + CONFIG_FILE + ": npm run flash writes it");
+  // readJSON's second argument: a missing or broken file reads as undefined, not an exception.
+  const c: DeviceConfig | undefined = require("Storage").readJSON(CONFIG_FILE, true);
+  if (!c || !c.broker) {
+    log("no " + CONFIG_FILE);
     setTimeout(start, 30000);
     return;
   }
   started = true;
-  const c = cfg;
   const ledPin = c.ledPin || board.led;
-  const activeLow = c.ledActiveLow == null ? !!board.ledActiveLow : c.ledActiveLow;
+  const activeLow = c.ledActiveLow == null ? board.ledActiveLow : c.ledActiveLow;
   const base = (c.prefix ? c.prefix + "/" : "") + (c.topic || "led");
   let lit = false;
-  const show = () => digitalWrite(ledPin, lit != activeLow);
+  const show = () => digitalWrite(ledPin, lit != !!activeLow);
   show();
 
   const uart = global[board.uart];
@@ -54,31 +51,27 @@ function start(): void {
   const engine = new AtEngine(uart, clock, log);
   uart.removeAllListeners("data");
   uart.on("data", (d: string) => engine.feed(d));
-  const pulse = (pin: string | undefined, level: number, ms: number) => (done: () => void) => {
-    if (!pin) return done();
-    digitalWrite(pin, level);
-    setTimeout(() => { digitalWrite(pin, 1 - level); done(); }, ms);
-  };
   if (board.boot) digitalWrite(board.boot, 1);
-  const modem = createModem(engine, clock, c, {
-    hardReset: board.enable ? pulse(board.enable, 0, 200) : undefined,
-    powerOn: board.pwrkey ? pulse(board.pwrkey, 0, 1200) : undefined,
-  }, log);
+  // led.json carries the credentials of this build's modem only (wifi or gprs).
+  const modem = new Modem(engine, clock, Object.assign({
+    log: log,
+    hardReset: pulse(board.enable, 200),
+    powerOn: pulse(board.pwrkey, 1200),
+  }, c.wifi, c.gprs));
 
-  const client = new MqttClient(modem, clock, {
-    host: c.broker.host,
-    port: c.broker.port,
+  // host, port, username and password come straight from led.json's "broker".
+  const client = new MqttClient(modem, clock, Object.assign({
     // The chip's 96-bit serial is "XXXXXXXX-XXXXXXXX-XXXXXXXX"; its last two words make a 21-character id.
     clientId: c.clientId || "led-" + getSerial().slice(-17),
     keepAlive: c.keepAlive || 60,
     clean: false,
-    username: c.broker.username,
-    password: c.broker.password,
-    will: { topic: base + "/status", payload: "offline", qos: 1, retain: true },
-  });
-  const report = () => client.publish(base + "/state", lit ? "on" : "off", 1, true);
+    will: { topic: base + "/status", payload: "offline", qos: 1 as const, retain: true },
+  }, c.broker));
+  // State and presence go out at QoS 0, retained: they never wait in the session's
+  // bounded table, and a report lost with a dropped link is sent again on connect.
+  const report = () => client.publish(base + "/state", lit ? "on" : "off", 0, true);
   client.onConnect = () => {
-    client.publish(base + "/status", "online", 1, true);
+    client.publish(base + "/status", "online", 0, true);
     report();
   };
   client.onMessage = (topic: string, payload: string) => {
@@ -94,7 +87,12 @@ function start(): void {
 }
 
 // From .bootcde the code runs at every boot and "init" follows it: the guard
-// keeps one session. save() raises "kill" first, so a RAM image starts afresh.
+// keeps one session. save() raises "kill", keeps the timers and raises "init":
+// stopping every timer ends this session, so the next start() (and a RAM image)
+// is the only one.
 E.on("init", start);
-E.on("kill", () => { started = false; });
+E.on("kill", () => {
+  started = false;
+  (clearTimeout as () => void)();
+});
 start();

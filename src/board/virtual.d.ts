@@ -9,11 +9,15 @@ declare module "virtual:board" {
 }
 
 declare module "virtual:modem" {
-  type EspCreate = typeof import("../modem/esp8266").createModem;
-  type SimCreate = typeof import("../modem/sim800").createModem;
+  type Esp = typeof import("../modem/esp8266").Modem;
+  type Sim = typeof import("../modem/sim800").Modem;
   /**
-   * The driver the build chose: a call must suit every driver, so each argument
-   * has both drivers' parameter types and the result is either transport.
+   * The driver the build chose: the options must suit every driver, so they
+   * carry both drivers' option types, and the result is either transport.
    */
-  export function createModem(...args: Parameters<EspCreate> & Parameters<SimCreate>): ReturnType<EspCreate> | ReturnType<SimCreate>;
+  export const Modem: new (
+    engine: ConstructorParameters<Esp>[0],
+    clock: ConstructorParameters<Esp>[1],
+    opts: Partial<ConstructorParameters<Esp>[2]> & Partial<ConstructorParameters<Sim>[2]>,
+  ) => InstanceType<Esp> | InstanceType<Sim>;
 }

@@ -2,11 +2,8 @@
  * ESP8266 driver (Espressif AT firmware 1.x and 2.x), one TCP or SSL socket
  * (AT+CIPMUX=0), as a Transport.
  *
- *   createModem(engine: AtEngine, clock: Clock,
- *               cfg: { wifi?: { ssid: string; password: string } },
- *               hw?: { hardReset?: (done: () => void) => void },
- *               log?: (s: string) => void): Esp8266
  *   new Esp8266(engine, clock, { ssid, password, ssl?, hardReset?, log? })
+ *   (exported as Modem too, the name the app uses)
  *
  * The board wires engine.feed to the UART; the driver owns engine.onUrc/onData.
  * modem.onState(state, why?) reports "resetting", "joining", "joined",
@@ -183,13 +180,8 @@ export class Esp8266 implements Transport {
 }
 
 /**
- * The app's factory. cfg is the device configuration (its `wifi` part is used),
- * hw the board's control pins; log, when given, receives every state change.
+ * The driver under the name the app uses ("virtual:modem" re-exports the one a
+ * build carries): new Modem(engine, clock, options), where the app merges the
+ * device configuration's credentials, the board's control pins and its log.
  */
-export const createModem = (
-  engine: AtEngine,
-  clock: Clock,
-  cfg: { wifi?: { ssid: string; password: string } },
-  hw?: { hardReset?: (done: () => void) => void },
-  log?: (s: string) => void,
-): Esp8266 => new Esp8266(engine, clock, Object.assign({ log }, cfg.wifi, hw));
+export { Esp8266 as Modem };

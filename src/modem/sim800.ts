@@ -2,11 +2,8 @@
  * SIM800 driver: one TCP socket over SIMCom's built-in TCP/IP stack, single
  * connection (AT+CIPMUX=0), non-transparent mode. Implements Transport.
  *
- *   createModem(engine: AtEngine, clock: Clock,
- *               cfg: { gprs?: { apn: string; user?: string; password?: string } },
- *               hw?: { powerOn?: (done: () => void) => void },
- *               log?: (s: string) => void): Sim800
  *   new Sim800(engine, clock, { apn, user?, password?, powerOn?, log?, regDeadline? })
+ *   (exported as Modem too, the name the app uses)
  *
  * The board wires engine.feed to the UART; the driver owns engine.onUrc/onData.
  * modem.onState(state, why?) (default: to log) reports "resetting" (powerOn /
@@ -227,14 +224,8 @@ export class Sim800 implements Transport {
 }
 
 /**
- * The app's factory, the ESP8266 driver's shape: cfg is the device
- * configuration (its `gprs` part is used), hw the board's control pins
- * (powerOn; other fields are ignored), log receives state changes and signal.
+ * The driver under the name the app uses ("virtual:modem" re-exports the one a
+ * build carries): new Modem(engine, clock, options), where the app merges the
+ * device configuration's credentials, the board's control pins and its log.
  */
-export const createModem = (
-  engine: AtEngine,
-  clock: Clock,
-  cfg: { gprs?: { apn: string; user?: string; password?: string } },
-  hw?: { powerOn?: (done: () => void) => void },
-  log?: (s: string) => void,
-): Sim800 => new Sim800(engine, clock, Object.assign({ log } as Sim800Options, cfg.gprs, hw));
+export { Sim800 as Modem };
