@@ -163,6 +163,17 @@ describe.each(MODES.map((m) => [label(m), m] as const))("framing, fed %s", (_nam
     expect(r.writes.filter((w) => w.text === "AB\r\n")).toHaveLength(1); // a second ">" writes nothing
   });
 
+  it("SEND: a noise line that starts with '>' is not the prompt; the real '> ' is", () => {
+    const r = new Rig(mode);
+    r.send("AT+CIPSEND=2", { data: "hi" });
+    r.feed("\r\nOK\r\n>x%q\r\n>>\r\n");
+    expect(r.writes.filter((w) => w.text === "hi")).toHaveLength(0);
+    r.feed("> ");
+    expect(r.writes.filter((w) => w.text === "hi")).toHaveLength(1);
+    r.feed("\r\nSEND OK\r\n");
+    expect(r.reply().final).toBe("SEND OK");
+  });
+
   it("SEND: SIM800 prompt '\\r\\n> ' then SEND FAIL; a refused send never writes data", () => {
     const r = new Rig(mode);
     r.send("AT+CIPSEND=3", { data: "xyz" });

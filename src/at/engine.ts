@@ -7,8 +7,10 @@
  *   lines are ignored. A line longer than 256 bytes (plus its "\r") is
  *   dropped (logged "long") and framing resumes after the next "\n"; so the
  *   engine never holds more than 257 bytes plus the chunk being fed.
- * - ">" (or "> ") at the start of a line is the send prompt: it has no line
- *   end. It writes the data of the `data` command in flight, else is ignored.
+ * - "> " at the start of a line is the send prompt: it has no line end. It
+ *   writes the data of the `data` command in flight, else is ignored. Both
+ *   modems send the space; a ">" followed by anything else is line noise, and a
+ *   lone ">" waits for the next byte to tell which.
  * - "+IPD,<len>:", "+IPD,<id>,<len>:", "+IPD,<len>,<ip>,<port>:" and
  *   "+IPD,<id>,<len>,<ip>,<port>:" at the start of a line are followed by
  *   exactly <len> raw bytes (anything: "\r\n", "OK", "+IPD"...). They go to
@@ -184,7 +186,7 @@ export const AtEngine = function (this: AtEngine, uart: Uart, clock: Clock, log?
           b = b.slice(owed);
           owed -= h.length;
           self.onData(h, link);
-        } else if (!skip && (h = /^>|^ *\+IPD,([\d.,]+):/.exec(b))) {
+        } else if (!skip && (h = /^> |^ *\+IPD,([\d.,]+):/.exec(b))) {
           b = b.slice(h[0].length);
           if ((h = h[1])) {
             // 1 or 3 fields: <len>[,ip,port]; 2 or 4: <id>,<len>[,ip,port]
