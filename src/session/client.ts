@@ -85,8 +85,8 @@ export interface MqttOptions {
 export type Callback = (err?: string, granted?: number) => void;
 
 export interface MqttClient {
-  /** True between a successful CONNACK and the end of that connection. */
-  readonly connected: boolean;
+  /** True between a successful CONNACK and the end of that connection (read it; the client sets it). */
+  connected: boolean;
   onConnect?: (sessionPresent: boolean) => void;
   onMessage?: (topic: string, payload: Bytes, packet: PublishPacket) => void;
   onClose?: (reason: string) => void;
@@ -139,9 +139,8 @@ export const MqttClient = function (this: MqttClient, tr: Transport, clock: Cloc
   let subs: { topic: string; qos: QoS }[] = [];
   /** Times of the last send, the last receive, the outstanding PINGREQ (0: none). */
   let ls: number, lr: number, pt: any;
-  /** CONNACK 0 received on the current connection (read as .connected). */
-  let on = false;
-  Object.defineProperty(me, "connected", { get: () => on });
+  /** CONNACK 0 received on the current connection (mirrored in .connected). */
+  let on = (me.connected = false);
 
   /** Calls an app callback or handler, if set (as a plain function: handlers get no `this`). */
   const fin = (f?: Function, a?: any, b?: any, c?: any) => f && f(a, b, c);
@@ -204,7 +203,7 @@ export const MqttClient = function (this: MqttClient, tr: Transport, clock: Cloc
       // back-off: reset by an acceptance, longest after a refusal 4 or 5
       bo = (i = p.returnCode) > 3 ? o.backoffMax : i ? bo : o.backoffMin;
       if (i) return drop("refused: " + i);
-      on = true;
+      on = me.connected = true;
       if (!p.sessionPresent) {
         rx = [];
         t = t.filter((e) => !e._r);
@@ -254,7 +253,7 @@ export const MqttClient = function (this: MqttClient, tr: Transport, clock: Cloc
       onData: g((d) => dec.push(d, sink)),
       onClose: g((r) => {
         cur = null;
-        on = false;
+        on = me.connected = false;
         if (want) {
           at(open, (bo * (1 + (o.random || Math.random)())) / 2);
           bo = Math.min(bo * 2, o.backoffMax);
