@@ -6,17 +6,8 @@
 import { describe, expect, it } from "vitest";
 import { AtEngine, type AtCommand, type AtReply } from "../src/at/engine";
 import { FakeClock } from "./support/fake-clock";
+import { prng as mulberry32 } from "../scripts/modem-sim/core";
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Mode = "whole" | "bytes" | number; // number = seed for random chunks of 1..17
 const MODES: Mode[] = ["whole", "bytes", 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];

@@ -6,17 +6,10 @@ import mqttPacket from "mqtt-packet";
 import { Decoder, type Packet, type QoS } from "../../src/codec/index";
 import { ServerDecoder } from "../../src/codec/server";
 
-/** mulberry32: small, fast, seeded PRNG returning floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng as mulberry32 } from "../../scripts/modem-sim/core";
+
+/** mulberry32: the seeded PRNG the modem simulator uses too. */
+export { mulberry32 };
 
 export class Rng {
   next: () => number;
