@@ -11,33 +11,11 @@ import path from "node:path";
 import { AtEngine } from "../src/at/engine";
 import { Sim800, type Sim800Options } from "../src/modem/sim800";
 import { FakeClock } from "./support/fake-clock";
+import { loadTranscript, type Step } from "./support/transcript";
 
 const DIR = path.join(import.meta.dirname, "fixtures", "sim800");
 
-interface Step {
-  file: string;
-  line: number;
-  op: string;
-  arg: string;
-}
-
-function load(file: string): Step[] {
-  const out: Step[] = [];
-  fs.readFileSync(path.join(DIR, file), "latin1")
-    .split("\n")
-    .forEach((raw, i) => {
-      const text = raw.replace(/\r$/, "");
-      if (!text.trim() || text.startsWith("#")) return;
-      if (text.startsWith("@include ")) {
-        out.push(...load(text.slice(9).trim()));
-        return;
-      }
-      const m = /^(@opts|!|>>fill|>>|>|<<|<|~|=)(?: (.*))?$/.exec(text);
-      if (!m) throw new Error(`${file}:${i + 1}: cannot parse ${JSON.stringify(text)}`);
-      out.push({ file, line: i + 1, op: m[1], arg: m[2] ?? "" });
-    });
-  return out;
-}
+const load = (file: string): Step[] => loadTranscript(DIR, file);
 
 /** Runs one fixture; `bytewise` feeds the module's output one byte at a time. */
 function replay(file: string, bytewise: boolean) {
