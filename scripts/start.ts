@@ -165,7 +165,7 @@ export async function startDemo(o: DemoOptions = {}): Promise<Demo> {
     if (modem === "sim800" && name === board.pwrkey && level === 1) sim.reboot();
     if (name === ledPin) print(`LED     ${(level === 1) !== !!board.ledActiveLow ? "● on" : "○ off"}`);
   });
-  vb.onLog((line) => print(`board   ${line}`));
+  vb.onLog((line) => print(`board   ${line.trimEnd()}`));
 
   print(`broker  mqtt://${listenOn}:${port}` + (wsPort !== undefined ? `  ws://${listenOn}:${wsPort}` : ""));
   print(`board   ${board.title} running firmware/${board.id}-${modem}.js (${readFileSync(script).length} bytes) with a simulated ${modem.toUpperCase()}`);
