@@ -40,6 +40,7 @@ export const RULES: Record<string, string> = {
   "private-member": "private fields and methods #x",
   "bigint": "BigInt literals",
   "regex-named-group": "regular expression named groups (?<name>…) / \\k<name>",
+  "regex-feature": "regular expression syntax Espruino's RegExp lacks (?, {n}, (?:…), | inside a group, a quantified group, \\b, back-references, flags other than g and i)",
   "missing-global": "a global Espruino does not have (Map, Set, Symbol…)",
   "missing-method": "a built-in method Espruino does not have (Array.from, .finally…)",
   "prototype-access": "built-in methods read through X.prototype (undefined on Espruino)",
@@ -179,6 +180,49 @@ function parse(code: string): { ast: Node } | { error: Finding } {
 }
 
 // ---------------------------------------------------------------- the checker
+
+/**
+ * What Espruino's RegExp (src/jswrap_regexp.c) cannot do that JavaScript can,
+ * or undefined. It matches ".", [sets] with ranges and escapes, "^", "$",
+ * "*" and "+" after a single character or set, capture groups, "|" at the top
+ * level only, and the escapes \d \D \s \S \w \W \f \n \r \t \v \0 \xHH.
+ * Anything else it reads differently: "?" and "{" are literal characters there,
+ * "|" inside a group ends the whole alternative, a quantifier after ")" applies
+ * to nothing, \b is a backspace.
+ */
+export function regexProblem(pattern: string, flags: string): string | undefined {
+  if (/[^gi]/.test(flags)) return `flag(s) "${flags}": Espruino knows only g and i`;
+  let depth = 0;
+  let inSet = false;
+  let afterGroup = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === "\\") {
+      const e = pattern[++i] ?? "";
+      if (/[1-9kpPuc]/.test(e) || (!inSet && /[bB]/.test(e))) return `the escape \\${e} means something else or nothing there`;
+      afterGroup = false;
+      continue;
+    }
+    if (inSet) {
+      if (c === "]") inSet = false;
+      continue;
+    }
+    if (c === "[") inSet = true;
+    else if (c === "(") {
+      if (pattern[i + 1] === "?") return "(?…) groups and look-arounds are not supported";
+      depth++;
+    } else if (c === ")") {
+      depth--;
+      afterGroup = true;
+      continue;
+    } else if (c === "|" && depth > 0) return "| inside a group (Espruino alternates only at the top level)";
+    else if (c === "?") return "the ? quantifier (Espruino matches a literal ?)";
+    else if (c === "{") return "{n,m} quantifiers (Espruino matches a literal {)";
+    else if ((c === "*" || c === "+") && afterGroup) return "a quantifier after a group";
+    afterGroup = false;
+  }
+  return undefined;
+}
 
 export function checkEspruino(code: string): Finding[] {
   const parsed = parse(code);
@@ -369,6 +413,9 @@ export function checkEspruino(code: string): Finding[] {
         if (node.bigint != null) report("bigint", node, `BigInt literal ${node.raw}: not supported by Espruino`);
         if (node.regex && /\(\?<(?![=!])|\\k</.test(node.regex.pattern)) {
           report("regex-named-group", node, "regex named group: Espruino's RegExp does not support it");
+        } else if (node.regex) {
+          const why = regexProblem(node.regex.pattern, node.regex.flags);
+          if (why) report("regex-feature", node, `/${node.regex.pattern}/${node.regex.flags}: ${why}`);
         }
         break;
       case "MemberExpression": {

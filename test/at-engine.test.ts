@@ -197,6 +197,16 @@ describe.each(MODES.map((m) => [label(m), m] as const))("framing, fed %s", (_nam
   });
 });
 
+describe("unclaimed + lines", () => {
+  it("a +XYZ line the command in flight does not name is unsolicited; one it names is its reply", () => {
+    const r = new Rig();
+    r.send("AT+CSQ");
+    r.feed("+CFUN: 1\r\n+CSQ: 20,0\r\n+CPIN: READY\r\n\r\nOK\r\n");
+    expect(r.reply()).toEqual({ final: "OK", lines: ["+CSQ: 20,0"] });
+    expect(r.urcs).toEqual(["+CFUN: 1", "+CPIN: READY"]);
+  });
+});
+
 describe("URCs and finals", () => {
   const urcs = [
     "WIFI DISCONNECT", "WIFI CONNECTED", "WIFI GOT IP", "CLOSED", "0,CLOSED", "0,CONNECT", "ready", "busy p...",
@@ -459,8 +469,8 @@ describe("bounds and robustness", () => {
     for (const mode of ["whole", "bytes", 3] as Mode[]) {
       const r = new Rig(mode);
       r.send("AT");
-      r.feed("x".repeat(300) + "OK\r\n+CWLAP:ok\r\n" + "y".repeat(257) + "\r\nOK\r\n");
-      expect(r.reply()).toEqual({ final: "OK", lines: ["+CWLAP:ok"] });
+      r.feed("x".repeat(300) + "OK\r\nline:ok\r\n" + "y".repeat(257) + "\r\nOK\r\n");
+      expect(r.reply()).toEqual({ final: "OK", lines: ["line:ok"] });
       expect(r.logs.filter((l) => l === "long").length).toBeGreaterThanOrEqual(2);
     }
   });

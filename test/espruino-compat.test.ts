@@ -54,6 +54,10 @@ const BAD: Record<string, string[]> = {
   "private-member": ["class A { #x = 1 }", "class A { #m() {} }", "class A { #x; has(o) { return #x in o } }"],
   "bigint": ["const n = 10n"],
   "regex-named-group": ["const r = /(?<year>\\d{4})/", "const r = /(?<a>x)\\k<a>/"],
+  "regex-feature": [
+    "/colou?r/.test(s)", "/(a|b)c/.test(s)", "/(?:x)y/.test(s)", "/x(?=y)/.test(s)", "/x(?!y)/.test(s)", "/a{2}/.test(s)",
+    "/(ab)+/.test(s)", "/\\bword/.test(s)", "/(a)\\1/.test(s)", "/x/m.test(s)", "/x/u.test(s)", "/a*?b/.test(s)",
+  ],
   "missing-global": [
     "new Map()", "new Set()", "new WeakMap()", "new WeakSet()", "Symbol('x')", "Reflect.ownKeys(o)", "new Proxy(o, h)",
     "new TextEncoder()", "new TextDecoder()", "Buffer.from('x')", "setImmediate(f)", "queueMicrotask(f)",
@@ -136,7 +140,7 @@ describe("checker stays quiet on what Espruino accepts", () => {
       "function fact(n) { return n ? n * fact(n - 1) : 1 } for (var i = 0; i < 3; i++) setTimeout(() => print(i)); " +
       "for (let j = 0; j < 3; j++) { const k = j; print(k) } for (const x of xs) print(x); xs.forEach((x) => setTimeout(() => print(x)));",
     "labels without jumps, plain break/continue": "a: { f() } for (;;) { if (x) break; continue }",
-    "regexes without named groups": "/(\\d+)-(?:x)(?=y)/.exec(s);",
+    "regexes Espruino's RegExp reads as JavaScript does": "/(\\d+)-x/.exec(s); /^ERROR|^\\+CM. ERROR|^SEND OK/.test(l); /^ *\\+IPD,([\\d.,]+):/.exec(b); /[?{|()\\b]\\?/g.test(s); /^\\d, *C/i.test(s);",
     "non-ASCII written as escapes": 'const s = "\\xff\\u00e9"; print(s);',
   };
   for (const [name, code] of Object.entries(GOOD)) {
