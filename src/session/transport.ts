@@ -40,7 +40,12 @@ export interface Transport {
 export interface Clock {
   /** Milliseconds, monotonic. */
   now(): number;
+  /** Returns a truthy handle. */
   setTimeout(fn: () => void, ms: number): unknown;
-  /** Must accept a handle that has already fired. */
+  /**
+   * Only for a timer that has not fired yet: on Espruino, clearing a fired id
+   * throws, and ids are reused, so a stale id could cancel someone else's timer.
+   * Every user forgets a handle once its timer has run.
+   */
   clearTimeout(handle: unknown): void;
 }
