@@ -120,6 +120,7 @@ function sizes(): void {
 }
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 20);
+console.log("Host figures (Node/V8 on this machine): they compare designs side by side; the board runs the same code far slower.");
 const guard = setTimeout(() => { console.error("bench: over its 3-minute bound"); process.exit(1); }, 180_000);
 benchCodec();
 benchAt();
