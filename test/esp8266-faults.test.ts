@@ -3,43 +3,15 @@
  * test breaks the link or the module, checks how the driver reports it, then
  * opens again and proves MQTT data flows both ways through a real Aedes broker.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import mqtt from "mqtt";
-import { Rig, Socket, sleep, startAedesBroker, until, within, type Broker } from "./support/esp8266-rig";
+import { describe, expect, it } from "vitest";
+import { Rig, Socket, sleep, until, esp8266Suite } from "./support/esp8266-rig";
 
-let broker: Broker;
-let phone: mqtt.MqttClient;
-const rigs: Rig[] = [];
 const socks: Socket[] = [];
-const got: { topic: string; payload: string }[] = [];
-let n = 0;
-
-function rig(o: ConstructorParameters<typeof Rig>[1] = {}): Rig {
-  const r = new Rig(broker, o);
-  rigs.push(r);
-  return r;
-}
-
-beforeAll(async () => {
-  broker = await startAedesBroker();
-  phone = await within(mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { clientId: "phone-f", reconnectPeriod: 0 }), 5000, "phone");
-  await phone.subscribeAsync("f/+/out");
-  phone.on("message", (topic, payload) => got.push({ topic, payload: payload.toString("latin1") }));
-});
-
-afterEach(() => {
+const suite = esp8266Suite("phone-f", "f/+/out", () => {
   for (const s of socks.splice(0)) expect(s.closes.length, "onClose calls for one open").toBeLessThanOrEqual(1);
-  for (const r of rigs.splice(0)) {
-    expect(r.sim.violations, "sim saw data before the prompt").toEqual([]);
-    expect(r.passwordLogged('p,a"ss\\w0rd'), "log lines with the password").toEqual([]);
-    r.close();
-  }
 });
-
-afterAll(async () => {
-  await phone?.endAsync();
-  await broker?.close();
-});
+const { rig, got } = suite;
+let n = 0;
 
 async function open(r: Rig): Promise<Socket> {
   const s = await r.open();
@@ -57,7 +29,7 @@ async function dataFlows(r: Rig, s: Socket): Promise<void> {
   await until(() => got.some((m) => m.topic == `f/${id}/out`), 5000, "phone got " + id);
   expect(got.find((m) => m.topic == `f/${id}/out`)!.payload).toBe(up);
   const down = `down ${id}\r\n> \r\nCLOSED\r\nready\r\n\u0000\u00ff`;
-  await phone.publishAsync(`f/${id}/in`, Buffer.from(down, "latin1"));
+  await suite.phone.publishAsync(`f/${id}/in`, Buffer.from(down, "latin1"));
   await until(() => s.packets.some((p) => p.cmd == "publish" && p.topic == `f/${id}/in`), 5000, "device got " + id);
   const p = s.packets.find((p) => p.cmd == "publish" && p.topic == `f/${id}/in`) as unknown as { payload: Buffer };
   expect(p.payload.toString("latin1")).toBe(down);
@@ -214,7 +186,7 @@ describe("ESP8266 driver recovers from every simulator fault", () => {
     await r.subscribe(s, "f/ipd1/in");
     r.sim.loseIpdBytes(3);
     const payload = "0123456789abcdef";
-    await phone.publishAsync("f/ipd1/in", payload);
+    await suite.phone.publishAsync("f/ipd1/in", payload);
     // the frame is short by 3 bytes: the engine takes them from what follows,
     // so what reached the socket is not the packet the broker sent
     await sleep(50);

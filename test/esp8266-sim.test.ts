@@ -2,41 +2,11 @@
  * The ESP8266 driver over the real AT engine against the ESP8266 simulator,
  * whose TCP links reach a real Aedes broker; an MQTT.js client plays the phone.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import mqtt from "mqtt";
-import { Rig, Socket, startAedesBroker, trickyPayload, until, within, type Broker } from "./support/esp8266-rig";
+import { describe, expect, it } from "vitest";
+import { Socket, trickyPayload, until, esp8266Suite, PASSWORD as PW } from "./support/esp8266-rig";
 
-const PW = 'p,a"ss\\w0rd';
-let broker: Broker;
-let phone: mqtt.MqttClient;
-const rigs: Rig[] = [];
-const got: { topic: string; payload: string }[] = [];
-
-function rig(o: ConstructorParameters<typeof Rig>[1] = {}): Rig {
-  const r = new Rig(broker, o);
-  rigs.push(r);
-  return r;
-}
-
-beforeAll(async () => {
-  broker = await startAedesBroker();
-  phone = await within(mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { clientId: "phone", reconnectPeriod: 0 }), 5000, "phone");
-  await phone.subscribeAsync("dev/+/out");
-  phone.on("message", (topic, payload) => got.push({ topic, payload: payload.toString("latin1") }));
-});
-
-afterEach(() => {
-  for (const r of rigs.splice(0)) {
-    expect(r.sim.violations, "sim saw data before the prompt").toEqual([]);
-    expect(r.passwordLogged(PW), "log lines with the password").toEqual([]);
-    r.close();
-  }
-});
-
-afterAll(async () => {
-  await phone?.endAsync();
-  await broker?.close();
-});
+const suite = esp8266Suite("phone", "dev/+/out");
+const { rig, got } = suite;
 
 /** Waits for the phone to receive a message on topic; returns its payload. */
 async function phoneGets(topic: string): Promise<string> {
@@ -66,7 +36,7 @@ describe("ESP8266 driver + simulator + Aedes", () => {
     const tricky = trickyPayload();
     r.publish("dev/a/out", tricky);
     expect(await phoneGets("dev/a/out")).toBe(tricky);
-    await phone.publishAsync("dev/a/in", Buffer.from(tricky, "latin1"));
+    await suite.phone.publishAsync("dev/a/in", Buffer.from(tricky, "latin1"));
     expect(await deviceGets(s, "dev/a/in")).toBe(tricky);
     expect(s.parseErrors).toBe(0);
     r.modem.close();
@@ -151,7 +121,7 @@ describe("ESP8266 driver + simulator + Aedes", () => {
     await sleep(100); // the SUBSCRIBE goes out after CONNACK
     client.publish("dev/g/out", "\r\nOK\r\n+IPD,5:hello", 1, false);
     expect(await phoneGets("dev/g/out")).toBe("\r\nOK\r\n+IPD,5:hello");
-    await phone.publishAsync("dev/g/in", "to device\r\nSEND OK\r\n", { qos: 1 });
+    await suite.phone.publishAsync("dev/g/in", "to device\r\nSEND OK\r\n", { qos: 1 });
     await until(() => msgs.length > 0, 5000, "MqttClient message");
     expect(msgs[0]).toBe("to device\r\nSEND OK\r\n");
     client.disconnect();

@@ -7,11 +7,10 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import mqtt from "mqtt";
-import { AtEngine } from "../src/at/engine";
 import { Sim800, type Sim800Options } from "../src/modem/sim800";
 import { Sim800Sim, type Sim800Options as SimOptions } from "../scripts/modem-sim/sim800";
 import type { Clock } from "../src/session/transport";
-import { until, sleep, startAedesBroker, encode, Socket, trickyPayload, type Broker } from "./support/esp8266-rig";
+import { ModemRig, until, sleep, startAedesBroker, Socket, trickyPayload, type Broker } from "./support/modem-rig";
 
 /**
  * The real clock, sped up k times for the driver and the engine (their
@@ -36,15 +35,11 @@ interface RigOptions {
   speed?: number;
 }
 
-class Rig {
-  sim: Sim800Sim;
-  engine: AtEngine;
-  modem: Sim800;
-  log: string[] = [];
-  states: string[] = [];
+class Rig extends ModemRig<Sim800Sim, Sim800> {
   powerOns = 0;
   clock: Clock;
   constructor(broker: Broker, o: RigOptions = {}) {
+    super("broker.example", 4);
     this.sim = new Sim800Sim({
       apn: "internet",
       hostMap: () => ({ host: "127.0.0.1", port: broker.port }),
@@ -54,8 +49,7 @@ class Rig {
       ...o.sim,
     });
     this.clock = fastClock(o.speed ?? 20);
-    this.engine = new AtEngine({ write: (d) => this.sim.receive(d) }, this.clock, (l) => this.log.push("at: " + l));
-    this.sim.on("tx", (c: string) => this.engine.feed(c));
+    this.wire(this.clock);
     const driver: Sim800Options = {
       apn: "internet",
       user: "jo",
@@ -73,43 +67,9 @@ class Rig {
     this.modem.onState = (s, w) => this.states.push(w ? s + " " + w : s);
   }
 
-  /** open(); resolves with the socket once open, rejects with the close reason. */
-  async open(ms = 8000): Promise<Socket> {
-    const s = new Socket();
-    this.modem.open("broker.example", 1883, s);
-    await until(() => s.opened || s.closed !== null, ms, "open");
-    if (!s.opened) throw new Error("open failed: " + s.closed);
-    return s;
-  }
-
-  /** open() until it succeeds (at most n tries); returns the socket and the failure reasons. */
-  async openEventually(n = 4): Promise<{ sock: Socket; failures: string[] }> {
-    const failures: string[] = [];
-    for (let i = 0; i < n; i++) {
-      try {
-        return { sock: await this.open(), failures };
-      } catch (e) {
-        failures.push((e as Error).message);
-      }
-    }
-    throw new Error("no open after " + n + " tries: " + failures.join("; "));
-  }
-
-  /** MQTT CONNECT; resolves on CONNACK 20 02 00 00. */
-  async mqttConnect(s: Socket, clientId: string): Promise<void> {
-    this.modem.write(encode({ cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clean: true, clientId, keepalive: 60 }));
-    await until(() => s.rx.length >= 4 || s.closed !== null, 5000, "CONNACK");
+  /** CONNACK 20 02 00 00, as an assertion. */
+  protected checkConnack(s: Socket): void {
     expect(JSON.stringify(s.rx.slice(0, 4))).toBe(JSON.stringify("\x20\x02\x00\x00"));
-  }
-
-  async subscribe(s: Socket, topic: string): Promise<void> {
-    const n = s.packets.length;
-    this.modem.write(encode({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic, qos: 0 }] }));
-    await until(() => s.packets.slice(n).some((p) => p.cmd == "suback") || s.closed !== null, 5000, "SUBACK");
-  }
-
-  publish(topic: string, payload: string): void {
-    this.modem.write(encode({ cmd: "publish", topic, payload: Buffer.from(payload, "latin1"), qos: 0, retain: false, dup: false }));
   }
 
   /** A PINGREQ answered by PINGRESP: the link works end to end. */

@@ -1,22 +1,16 @@
 /**
- * Test rig for the ESP8266 driver: the real AT engine and driver on the real
- * clock, wired to the ESP8266 simulator, whose sockets reach an in-process
- * Aedes broker on loopback. MQTT is spoken as raw bytes (mqtt-packet as the
- * oracle), so these tests need nothing from src/session/.
+ * Test rig for the ESP8266 driver: the real AT engine and driver on a sped-up
+ * real clock, wired to the ESP8266 simulator, whose sockets reach an
+ * in-process Aedes broker on loopback (the shared parts: ./modem-rig.ts).
  */
-import net from "node:net";
-import { Aedes } from "aedes";
-import mqttPacket from "mqtt-packet";
-import { AtEngine } from "../../src/at/engine";
+import { afterAll, afterEach, beforeAll, expect } from "vitest";
+import mqtt from "mqtt";
 import { Esp8266, type EspOptions } from "../../src/modem/esp8266";
-import type { Clock, TransportHandler } from "../../src/session/transport";
+import type { Clock } from "../../src/session/transport";
 import { Esp8266Sim, type Esp8266SimOptions } from "../../scripts/modem-sim/esp8266";
+import { ModemRig, startAedesBroker, within, type Broker } from "./modem-rig";
 
-export const realClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
+export { realClock, within, sleep, until, startAedesBroker, encode, Socket, trickyPayload, type Broker } from "./modem-rig";
 
 /**
  * The real clock with every time-out ten times shorter, for the driver and the
@@ -28,78 +22,8 @@ export const fastClock: Clock = {
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
 
-/** Rejects with `what` when p has not settled within ms. */
-export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout;
-  return Promise.race([
-    p,
-    new Promise<T>((_, rej) => {
-      t = setTimeout(() => rej(new Error("timed out: " + what)), ms);
-    }),
-  ]).finally(() => clearTimeout(t));
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls cond every 5 ms until it holds (bounded). */
-export async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out: " + what);
-    await sleep(5);
-  }
-}
-
-export interface Broker {
-  port: number;
-  close(): Promise<void>;
-}
-
-export async function startAedesBroker(): Promise<Broker> {
-  const b = await Aedes.createBroker();
-  const server = net.createServer(b.handle as (s: net.Socket) => void);
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as net.AddressInfo).port;
-  return {
-    port,
-    close: () =>
-      new Promise<void>((r) => {
-        b.close(() => server.close(() => r()));
-      }),
-  };
-}
-
-/** MQTT packet bytes (byte string) from an mqtt-packet object. */
-export function encode(p: object): string {
-  return mqttPacket.generate(p as mqttPacket.Packet).toString("latin1");
-}
-
-/** One open() of the driver, recorded: events, received bytes and MQTT packets. */
-export class Socket implements TransportHandler {
-  opened = false;
-  closed: string | null = null;
-  rx = "";
-  packets: mqttPacket.Packet[] = [];
-  parseErrors = 0;
-  private parser = mqttPacket.parser({ protocolVersion: 4 });
-  constructor() {
-    this.parser.on("packet", (p) => this.packets.push(p));
-    this.parser.on("error", () => this.parseErrors++);
-  }
-  onOpen() {
-    this.opened = true;
-  }
-  onData(b: string) {
-    this.rx += b;
-    this.parser.parse(Buffer.from(b, "latin1"));
-  }
-  /** Every onClose reason: the contract is exactly one. */
-  closes: string[] = [];
-  onClose(r: string) {
-    this.closes.push(r);
-    if (this.closed === null) this.closed = r;
-  }
-}
+/** The Wi-Fi password of the rig's AP and driver. */
+export const PASSWORD = 'p,a"ss\\w0rd';
 
 export interface RigOptions {
   sim?: Esp8266SimOptions;
@@ -108,30 +32,25 @@ export interface RigOptions {
   hardReset?: boolean;
 }
 
-export class Rig {
-  sim: Esp8266Sim;
-  engine: AtEngine;
-  modem: Esp8266;
-  log: string[] = [];
-  states: string[] = [];
+export class Rig extends ModemRig<Esp8266Sim, Esp8266> {
   constructor(
     public broker: Broker,
     o: RigOptions = {},
   ) {
+    super("broker.local", 5);
     this.sim = new Esp8266Sim({
       ssid: "lab",
-      password: "p,a\"ss\\w0rd",
+      password: PASSWORD,
       hosts: ["broker.local"],
       hostMap: () => ({ host: "127.0.0.1", port: broker.port }),
       maxChunk: 16,
       log: (s) => this.log.push("sim: " + s),
       ...o.sim,
     });
-    this.engine = new AtEngine({ write: (d) => this.sim.receive(d) }, fastClock, (l) => this.log.push("at: " + l));
-    this.sim.on("tx", (c: string) => this.engine.feed(c));
+    this.wire(fastClock);
     const driver: EspOptions = {
       ssid: "lab",
-      password: "p,a\"ss\\w0rd",
+      password: PASSWORD,
       log: (l) => this.log.push(l),
       ...o.driver,
     };
@@ -149,45 +68,6 @@ export class Rig {
     };
   }
 
-  /** open(); resolves with the socket once open, rejects with the close reason. */
-  async open(ms = 8000): Promise<Socket> {
-    const s = new Socket();
-    this.modem.open("broker.local", 1883, s);
-    await until(() => s.opened || s.closed !== null, ms, "open");
-    if (!s.opened) throw new Error("open failed: " + s.closed);
-    return s;
-  }
-
-  /** open() until it succeeds (at most n tries); returns the socket and the failure reasons. */
-  async openEventually(n = 5): Promise<{ sock: Socket; failures: string[] }> {
-    const failures: string[] = [];
-    for (let i = 0; i < n; i++) {
-      try {
-        return { sock: await this.open(), failures };
-      } catch (e) {
-        failures.push((e as Error).message);
-      }
-    }
-    throw new Error("no open after " + n + " tries: " + failures.join("; "));
-  }
-
-  /** MQTT CONNECT over the socket; resolves on CONNACK 20 02 00 00. */
-  async mqttConnect(s: Socket, clientId: string): Promise<void> {
-    this.modem.write(encode({ cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clean: true, clientId, keepalive: 60 }));
-    await until(() => s.rx.length >= 4 || s.closed !== null, 5000, "CONNACK");
-    if (s.rx.slice(0, 4) != "\x20\x02\x00\x00") throw new Error("no CONNACK: " + JSON.stringify(s.rx.slice(0, 8)) + " " + s.closed);
-  }
-
-  async subscribe(s: Socket, topic: string): Promise<void> {
-    const n = s.packets.length;
-    this.modem.write(encode({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic, qos: 0 }] }));
-    await until(() => s.packets.slice(n).some((p) => p.cmd == "suback") || s.closed !== null, 5000, "SUBACK");
-  }
-
-  publish(topic: string, payload: string): void {
-    this.modem.write(encode({ cmd: "publish", topic, payload: Buffer.from(payload, "latin1"), qos: 0, retain: false, dup: false }));
-  }
-
   passwordLogged(pw: string): string[] {
     return this.log.filter((l) => l.includes(pw));
   }
@@ -197,9 +77,45 @@ export class Rig {
   }
 }
 
-/** Payload bytes that look like AT framing, plus every byte value. */
-export function trickyPayload(): string {
-  let all = "";
-  for (let i = 0; i < 256; i++) all += String.fromCharCode(i);
-  return "\r\nOK\r\n+IPD,5:\r\nSEND OK\r\n> busy p...\r\nCLOSED\r\nready\r\n" + all;
+/**
+ * The setup of a file of ESP8266 rig tests: an Aedes broker and an MQTT.js
+ * phone subscribed to `phoneTopics` (its messages in `got`) for the whole
+ * file; rig() makes a Rig that is checked (no sim violations, no password in
+ * the log) and closed after each test, after `alsoAfterEach` runs.
+ */
+export function esp8266Suite(phoneId: string, phoneTopics: string, alsoAfterEach?: () => void) {
+  const rigs: Rig[] = [];
+  const suite = {
+    broker: undefined as unknown as Broker,
+    phone: undefined as unknown as mqtt.MqttClient,
+    got: [] as { topic: string; payload: string }[],
+    rig(o: RigOptions = {}): Rig {
+      const r = new Rig(suite.broker, o);
+      rigs.push(r);
+      return r;
+    },
+  };
+
+  beforeAll(async () => {
+    suite.broker = await startAedesBroker();
+    suite.phone = await within(mqtt.connectAsync(`mqtt://127.0.0.1:${suite.broker.port}`, { clientId: phoneId, reconnectPeriod: 0 }), 5000, "phone");
+    await suite.phone.subscribeAsync(phoneTopics);
+    suite.phone.on("message", (topic, payload) => suite.got.push({ topic, payload: payload.toString("latin1") }));
+  });
+
+  afterEach(() => {
+    alsoAfterEach?.();
+    for (const r of rigs.splice(0)) {
+      expect(r.sim.violations, "sim saw data before the prompt").toEqual([]);
+      expect(r.passwordLogged(PASSWORD), "log lines with the password").toEqual([]);
+      r.close();
+    }
+  });
+
+  afterAll(async () => {
+    await suite.phone?.endAsync();
+    await suite.broker?.close();
+  });
+
+  return suite;
 }
