@@ -183,6 +183,65 @@ describe("board input: framing, echo, raw capture", () => {
     expect(r.sim.violations.length).toBe(1);
   });
 
+  it("takes the \\n of a \\r\\n command terminator as no data, even in a later chunk", () => {
+    const r = rig();
+    r.sim.receive("ATE0\r\n");
+    r.timers.flush();
+    // "\r" and "\n" in separate chunks, the prompt delivered in between
+    r.sim.receive("AT+SEND=3\r");
+    r.timers.flush();
+    r.sim.receive("\n");
+    r.sim.receive("abc");
+    // in one chunk with the data
+    r.sim.receive("AT+SEND=2\r\nde");
+    // a "\n" that follows a bare-"\n" terminator is data
+    r.sim.receive("AT+SEND=2\n");
+    r.timers.flush();
+    r.sim.receive("\nf");
+    r.timers.flush();
+    expect(r.sim.raws).toEqual(["abc", "de", "\nf"]);
+    expect(r.sim.commands).toEqual(["ATE0", "AT+SEND=3", "AT+SEND=2", "AT+SEND=2"]);
+  });
+
+  it("counts a \"> \" prompt split across chunks as delivered once its \">\" is out", () => {
+    const r = rig({ maxChunk: 1 });
+    r.sim.receive("ATE0\r\n");
+    r.timers.flush();
+    r.chunks.length = 0;
+    r.sim.receive("AT+SEND=3\r\n");
+    r.timers.flush(1); // only ">" has left; the space is still on its way
+    expect(r.text()).toBe(">");
+    r.sim.receive("xyz");
+    r.timers.flush();
+    expect(r.sim.raws).toEqual(["xyz"]);
+    expect(r.sim.violations).toEqual([]);
+    expect(r.text()).toBe("> SEND OK\r\n");
+    // before the ">" it is still a violation
+    r.sim.receive("AT+SEND=1\r\nq");
+    r.timers.flush();
+    expect(r.sim.raws).toEqual(["xyz", "q"]);
+    expect(r.sim.violations).toHaveLength(1);
+  });
+
+  it("does not count output that mute() or reboot() discarded as owed before a later prompt", () => {
+    for (const discard of ["mute", "reboot"] as const) {
+      const r = rig({ maxChunk: 1 });
+      r.sim.out("x".repeat(50));
+      r.timers.flush(1);
+      if (discard === "mute") {
+        r.sim.mute(true);
+        r.sim.mute(false);
+      } else r.sim.reboot();
+      r.timers.flush();
+      r.sim.receive("AT+SEND=2\r\n");
+      r.timers.flush(); // the whole prompt is out
+      r.sim.receive("ab");
+      r.timers.flush();
+      expect(r.sim.raws, discard).toEqual(["ab"]);
+      expect(r.sim.violations, discard).toEqual([]);
+    }
+  });
+
   it("answers ERROR when the dialect throws, and bounds an endless line", () => {
     const r = rig();
     r.sim.receive("ATE0\r\nAT+THROW\r\n");

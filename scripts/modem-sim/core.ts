@@ -39,9 +39,14 @@
  *                         bytes from the board are captured raw (no framing,
  *                         no echo) and handed to done(bytes). With fault
  *                         `sendFail` armed the core answers "SEND FAIL"
- *                         itself and done() is NOT called. Bytes that arrive
- *                         before the prompt has actually left the core are a
- *                         board bug: recorded in `violations` (still captured).
+ *                         itself and done() is NOT called. The "\n" of the
+ *                         "\r\n" ending the command line is its terminator,
+ *                         never data, even when it arrives in a later chunk.
+ *                         Bytes that arrive before the prompt's ">" has left
+ *                         the core are a board bug: recorded in `violations`
+ *                         (still captured). The prompt counts as delivered
+ *                         once its ">" is out: a board may write before the
+ *                         trailing space arrives.
  *   openTcp(host, port, ev, tag?) -> TcpLink
  *                         real net.Socket (after opts.hostMap). ev.onConnect()
  *                         once connected; ev.onData(bytes) byte strings;
@@ -196,7 +201,8 @@ export abstract class ModemSimCore extends EventEmitter {
   private _raw: { n: number; buf: string; at: number; done: (b: string) => void } | null = null;
   private _out = "";
   private _pumpTimer: unknown = null;
-  private _queued = 0; // bytes ever queued to the board
+  private _queued = 0; // bytes ever queued to the board (less those discarded unsent)
+  private _tail = ""; // the last two bytes queued (where expectRaw() finds the prompt's ">")
   private _emitted = 0; // bytes ever emitted to the board
   private _links: LinkState[] = [];
   private _nextId = 1;
@@ -242,6 +248,7 @@ export abstract class ModemSimCore extends EventEmitter {
     if (this._closed || this.fault.muted || !text) return;
     this._out += text;
     this._queued += text.length;
+    this._tail = (this._tail + text).slice(-2);
     this._schedulePump();
   }
 
@@ -261,7 +268,10 @@ export abstract class ModemSimCore extends EventEmitter {
   }
 
   protected expectRaw(n: number, done: (bytes: string) => void): void {
-    this._raw = { n, buf: "", at: this._queued, done };
+    // The prompt is delivered once its ">" has left: with "> " just queued,
+    // that is one byte before the end of the queue.
+    const at = this._tail === "> " ? this._queued - 1 : this._queued;
+    this._raw = { n, buf: "", at, done };
     if (n <= 0) this._finishRaw();
   }
 
@@ -356,7 +366,7 @@ export abstract class ModemSimCore extends EventEmitter {
   // ------------------------------------------------------------------ fault knobs
   mute(on: boolean): void {
     this.fault.muted = on;
-    if (on) this._out = "";
+    if (on) this._discardOut();
   }
   dropLink(tag?: unknown): void {
     for (const l of this._links.slice()) if (!l.ended && (tag === undefined || l.tag === tag)) this._endLink(l, "dropped");
@@ -370,7 +380,7 @@ export abstract class ModemSimCore extends EventEmitter {
     this._raw = null;
     this._in = "";
     this._skipLf = false;
-    this._out = "";
+    this._discardOut();
     this.echo = true;
     let noise = "";
     const n = 16 + Math.floor(this.rand() * 48);
@@ -419,6 +429,13 @@ export abstract class ModemSimCore extends EventEmitter {
   }
 
   // ------------------------------------------------------------------ internals
+  /** Drops the output not yet on the wire: it will never reach the board. */
+  private _discardOut(): void {
+    this._queued -= this._out.length;
+    this._out = "";
+    this._tail = "";
+  }
+
   private _line(line: string): void {
     if (this.echo) this.send(this.echoText(line));
     if (this.fault.busy > 0) {

@@ -81,8 +81,6 @@ export class Esp8266Sim extends ModemSimCore {
   /** Every AT+CWJAP fails with this +CWJAP code while set (from opts.joinFail; tests may change it). */
   joinFail: number | undefined;
   private _o: Esp8266SimOptions;
-  /** A raw capture was armed by a command ended with "\r": its "\n" is no data. */
-  private _eatLf = false;
   /** An AT+CWJAP is in progress: the part answers "busy p..." to anything else. */
   private _joining = false;
   /** AT+RST answered: reboot once its "OK" has left (the tail of what was sent). */
@@ -103,28 +101,6 @@ export class Esp8266Sim extends ModemSimCore {
       }
     });
     if (opts.bootBanner) this.later(() => this.onReboot(), 1);
-  }
-
-  /**
-   * Feeds the core in pieces that end at each "\r", so that the "\n" ending an
-   * AT+CIPSEND line is not captured as the first data byte (the core arms the
-   * capture while it is still inside the chunk, right after the "\r").
-   */
-  receive(bytes: string): void {
-    let i = 0;
-    while (i < bytes.length) {
-      if (this._eatLf) {
-        this._eatLf = false;
-        if (bytes[i] == "\n") {
-          i++;
-          continue;
-        }
-      }
-      const r = bytes.indexOf("\r", i);
-      const end = r < 0 ? bytes.length : r + 1;
-      super.receive(bytes.slice(i, end));
-      i = end;
-    }
   }
 
   protected echoText(cmd: string): string {
@@ -282,16 +258,13 @@ export class Esp8266Sim extends ModemSimCore {
     if (this.mux != 0 || !(n >= 1 && n <= MAX_SEND) || String(n) != arg.trim()) return this._reply("ERROR");
     const link = this.link;
     if (!link || !link.connected) return this._reply("link is not valid", "ERROR");
-    // The prompt is "> ": the capture is armed after the ">" (a board may start
-    // writing on ">", as the part allows), the space follows.
-    this.send("\r\nOK\r\n>");
-    this._eatLf = true;
+    // The prompt is "> " (the core lets the board write once the ">" is out).
+    this.send("\r\nOK\r\n> ");
     this.expectRaw(n, (bytes) => {
       this._reply(`Recv ${n} bytes`);
       if (this.link !== link || !link.connected) return this._reply("SEND FAIL");
       link.write(bytes);
       this._reply("SEND OK");
     });
-    this.send(" ");
   }
 }

@@ -271,15 +271,12 @@ export class Sim800Sim extends ModemSimCore {
     const n = Number(arg);
     const link = this._link;
     if (!link || this.state != "CONNECT OK" || !(n >= 1 && n <= MAX_SEND) || Math.floor(n) !== n) return this._reply("ERROR");
-    // The prompt is "> ". The board may (rightly) write its bytes as soon as the
-    // ">" is out: the space is queued after expectRaw() so the core does not
-    // count a ">" / " " chunk split as data written before the prompt.
-    this.send(">");
+    // The prompt is "> " (the core lets the board write once the ">" is out).
+    this.send("> ");
     this.expectRaw(n, (bytes) => {
       if (this._link !== link) return this._reply("SEND FAIL");
       link.write(bytes);
       this._reply("SEND OK");
     });
-    this.send(" ");
   }
 }
