@@ -190,8 +190,18 @@ function parse(code: string): { ast: Node } | { error: Finding } {
  * "|" inside a group ends the whole alternative, a quantifier after ")" applies
  * to nothing, \b is a backspace.
  */
+/**
+ * Most top-level alternatives one regular expression may have. Espruino 2v29
+ * locks the tested string once more for every alternative that fails, and a
+ * lock count saturates at 15: from about twelve failed alternatives in a row
+ * (fewer when the caller already holds locks on the string) the string can
+ * never be freed, one block or more lost per test. Six leaves a wide margin.
+ */
+export const MAX_REGEX_ALTERNATIVES = 6;
+
 export function regexProblem(pattern: string, flags: string): string | undefined {
   if (/[^gi]/.test(flags)) return `flag(s) "${flags}": Espruino knows only g and i`;
+  let alternatives = 1;
   let depth = 0;
   let inSet = false;
   let afterGroup = false;
@@ -216,6 +226,8 @@ export function regexProblem(pattern: string, flags: string): string | undefined
       afterGroup = true;
       continue;
     } else if (c === "|" && depth > 0) return "| inside a group (Espruino alternates only at the top level)";
+    else if (c === "|" && ++alternatives > MAX_REGEX_ALTERNATIVES)
+      return `more than ${MAX_REGEX_ALTERNATIVES} alternatives (Espruino 2v29 leaks the tested string when about 12 fail in a row): split it into several regexes`;
     else if (c === "?") return "the ? quantifier (Espruino matches a literal ?)";
     else if (c === "{") return "{n,m} quantifiers (Espruino matches a literal {)";
     else if ((c === "*" || c === "+") && afterGroup) return "a quantifier after a group";
