@@ -182,7 +182,10 @@ export class Esp8266Sim extends ModemSimCore {
       this.echo = name == "ATE1";
       return ok();
     }
-    if (name == "AT+GMR") return this._reply("AT version:1.7.4.0(May 11 2020 19:13:04)", "SDK version:3.0.4", "OK");
+    if (name == "AT+GMR")
+      return this._o.firmware == 2
+        ? this._reply("AT version:2.2.0.0(ESP8266)", "SDK version:v3.4", "OK")
+        : this._reply("AT version:1.7.4.0(May 11 2020 19:13:04)", "SDK version:3.0.4", "OK");
     if (name == "AT+RST") {
       ok();
       // the part reboots right after its OK has gone out
