@@ -19,7 +19,7 @@ export const FIRMWARE_TSCONFIG = path.join(ROOT, "tsconfig.firmware.json");
 /** Espruino methods and option keys the firmware uses by name. */
 export const ESPRUINO_NAMES = ["setup", "on", "emit", "removeAllListeners", "readJSON", "read", "write", "rx", "tx", "path", "log"];
 /** Keys of the device configuration (led.json), every level. Kept in step with scripts/config.ts by a test. */
-export const CONFIG_NAMES = ["wifi", "ssid", "password", "gprs", "apn", "user", "broker", "host", "port", "username", "clientId", "keepAlive", "topic", "prefix", "ledPin", "ledActiveLow", "uartPath"];
+export const CONFIG_NAMES = ["wifi", "ssid", "password", "gprs", "apn", "user", "broker", "host", "port", "username", "tls", "clientId", "keepAlive", "topic", "prefix", "ledPin", "ledActiveLow", "uartPath"];
 const FIXED_NAMES = [...ESPRUINO_NAMES, ...CONFIG_NAMES];
 
 export const terserOptions = {

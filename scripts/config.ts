@@ -27,6 +27,7 @@ export const ENV_KEYS: Record<string, string> = {
   LED_BROKER_PORT: "broker.port",
   LED_BROKER_USERNAME: "broker.username",
   LED_BROKER_PASSWORD: "broker.password",
+  LED_BROKER_TLS: "broker.tls",
   LED_CLIENT_ID: "clientId",
   LED_KEEPALIVE: "keepAlive",
   LED_TOPIC: "topic",
@@ -37,7 +38,7 @@ export const ENV_KEYS: Record<string, string> = {
 };
 
 const NUMBERS = new Set(["broker.port", "keepAlive"]);
-const BOOLEANS = new Set(["ledActiveLow"]);
+const BOOLEANS = new Set(["ledActiveLow", "broker.tls"]);
 const SECRET_KEYS = new Set(["password"]);
 
 function setPath(obj: Record<string, any>, path: string, value: unknown): void {
@@ -80,6 +81,7 @@ export function validate(c: Record<string, any>, modem: ModemKind): string[] {
   const b = c.broker;
   if (!b || !str(b.host) || b.host === "") errors.push("broker.host is required (LED_BROKER_HOST)");
   if (!b || !Number.isInteger(b.port) || b.port < 1 || b.port > 65535) errors.push("broker.port must be a whole number from 1 to 65535");
+  if (b && b.tls !== undefined && typeof b.tls !== "boolean") errors.push("broker.tls must be true or false (TLS through the modem; the port then defaults to 8883)");
   if (b && b.password !== undefined && (b.username === undefined || b.username === ""))
     errors.push("broker.password needs broker.username (MQTT 3.1.1 sends no password without a user name)");
   if (c.clientId !== undefined) {
@@ -126,6 +128,8 @@ export function loadConfig(opts: LoadOptions): { config: DeviceConfig; errors: s
       setPath(c, path, /^(true|1)$/i.test(raw));
     } else setPath(c, path, raw);
   }
+  // TLS without a port: the port registered for MQTT over TLS.
+  if (c.broker && c.broker.tls === true && c.broker.port === undefined) c.broker.port = 8883;
   // A build for one modem carries only that modem's credentials to the board.
   if (opts.modem === "esp8266") delete c.gprs;
   else delete c.wifi;

@@ -8,6 +8,10 @@
  *   tsx scripts/start.ts [--board espruino-wifi] [--modem esp8266] [--port 1883]
  *                        [--ws-port 8883] [--listen 127.0.0.1] [--keepalive 60]
  *                        [--baud 115200 (0 = unpaced)] [--duration SECONDS] [--quiet]
+ *                        [--pcap FILE]
+ *
+ * --pcap FILE writes every byte between the board and the broker as a capture
+ * file (./pcap.ts) that Wireshark or `tshark -r FILE -Y mqtt` opens.
  */
 import net from "node:net";
 import http from "node:http";
@@ -19,6 +23,7 @@ import { WebSocketServer, createWebSocketStream } from "ws";
 import mqttPacket from "mqtt-packet";
 import { VirtualBoard } from "./virtual-board/index";
 import { createModemSim } from "./modem-sim/index";
+import { PcapWriter, type TcpFlow } from "./pcap";
 import type { BoardDef, ModemKind } from "../src/board/board";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -37,6 +42,8 @@ export interface DemoOptions {
   baud?: number;
   /** Where output lines go (default: stdout). */
   print?: (line: string) => void;
+  /** Write the board's MQTT traffic to this capture file (pcap). */
+  pcap?: string;
 }
 
 export interface Demo {
@@ -85,10 +92,21 @@ export function describe(p: mqttPacket.Packet): string {
   }
 }
 
-/** A loopback TCP proxy in front of the broker that decodes both directions for the trace. */
-function traceProxy(brokerPort: number, print: (s: string) => void): Promise<net.Server> {
+/**
+ * A loopback TCP proxy in front of the broker that decodes both directions for the trace,
+ * and writes each connection to the capture (as a TCP connection to port 1883) if there is one.
+ */
+function traceProxy(brokerPort: number, print: (s: string) => void, cap?: PcapWriter, flows?: Set<TcpFlow>): Promise<net.Server> {
   const server = net.createServer((board) => {
     const up = net.connect(brokerPort, "127.0.0.1");
+    const flow = cap?.flow(1883);
+    if (flow) flows?.add(flow);
+    const ended = (who: "board" | "broker") => {
+      if (flow) {
+        flow.close(who);
+        flows?.delete(flow);
+      }
+    };
     const tap = (arrow: string) => {
       const parser = mqttPacket.parser({ protocolVersion: 4 });
       parser.on("packet", (p) => print(`${arrow} ${describe(p)}`));
@@ -97,11 +115,11 @@ function traceProxy(brokerPort: number, print: (s: string) => void): Promise<net
     };
     const toBroker = tap("→");
     const toBoard = tap("←");
-    board.on("data", (b) => { toBroker(b); up.write(b); });
-    up.on("data", (b) => { toBoard(b); board.write(b); });
+    board.on("data", (b) => { toBroker(b); flow?.toBroker(b); up.write(b); });
+    up.on("data", (b) => { toBoard(b); flow?.toBoard(b); board.write(b); });
     const end = () => { board.destroy(); up.destroy(); };
-    board.on("close", end).on("error", end);
-    up.on("close", end).on("error", end);
+    board.on("close", () => { ended("board"); end(); }).on("error", end);
+    up.on("close", () => { ended("broker"); end(); }).on("error", end);
   });
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
 }
@@ -139,7 +157,9 @@ export async function startDemo(o: DemoOptions = {}): Promise<Demo> {
     wss.on("connection", (ws) => broker.handle(createWebSocketStream(ws) as unknown as net.Socket));
     wsPort = await listen(httpServer, o.wsPort ?? 8883, listenOn);
   }
-  const proxy = await traceProxy(port, print);
+  const cap = o.pcap ? new PcapWriter(o.pcap) : undefined;
+  const flows = new Set<TcpFlow>();
+  const proxy = await traceProxy(port, print, cap, flows);
   const proxyPort = (proxy.address() as net.AddressInfo).port;
 
   const wifi = { ssid: "demo-net", password: "demo-wifi-pass" };
@@ -170,6 +190,7 @@ export async function startDemo(o: DemoOptions = {}): Promise<Demo> {
   print(`broker  mqtt://${listenOn}:${port}` + (wsPort !== undefined ? `  ws://${listenOn}:${wsPort}` : ""));
   print(`board   ${board.title} running firmware/${board.id}-${modem}.js (${readFileSync(script).length} bytes) with a simulated ${modem.toUpperCase()}`);
   print(`phone   mosquitto_pub -h 127.0.0.1 -p ${port} -t led -m on   (or off, toggle)`);
+  if (cap) print(`capture ${cap.file}   (Wireshark, or: tshark -r ${cap.file} -Y mqtt)`);
   vb.run(readFileSync(script, "latin1"));
 
   return {
@@ -177,6 +198,10 @@ export async function startDemo(o: DemoOptions = {}): Promise<Demo> {
     async stop() {
       vb.dispose();
       sim.close();
+      // the capture ends with the board closing each connection still open
+      for (const f of flows) f.close("board");
+      flows.clear();
+      cap?.close();
       proxy.close();
       wss?.clients.forEach((c) => c.terminate());
       wss?.close();
@@ -205,6 +230,7 @@ function parseArgs(argv: string[]): DemoOptions & { duration?: number; quiet?: b
     else if (a === "--baud") o.baud = Number(v());
     else if (a === "--duration") o.duration = Number(v());
     else if (a === "--quiet") o.quiet = true;
+    else if (a === "--pcap") o.pcap = v();
     else throw new Error(`unknown option ${a} (see the top of scripts/start.ts)`);
   }
   return o;

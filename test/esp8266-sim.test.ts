@@ -4,6 +4,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { Socket, trickyPayload, until, esp8266Suite, PASSWORD as PW } from "./support/esp8266-rig";
+import { startTlsFront } from "./support/tls";
+
 
 const suite = esp8266Suite("phone", "dev/+/out");
 const { rig, got } = suite;
@@ -98,13 +100,25 @@ describe("ESP8266 driver + simulator + Aedes", () => {
     r2.modem.close();
   });
 
-  it("connects with ssl: AT+CIPSTART=\"SSL\"", async () => {
-    const r = rig({ driver: { ssl: true } });
-    const s = await r.open();
-    expect(r.sim.commands).toContain('AT+CIPSTART="SSL","broker.local",1883');
-    await r.mqttConnect(s, "dev-f");
-    r.modem.close();
-  });
+  for (const firmware of [1, 2] as const) {
+    it(`connects with ssl over a real TLS link, AT firmware ${firmware}.x (${firmware == 1 ? "AT+CIPSSLSIZE, no SNI" : "AT+CIPSSLCSNI: SNI"})`, async () => {
+      const front = await startTlsFront(suite.broker.port);
+      try {
+        const r = rig({ driver: { ssl: true }, sim: { firmware, hostMap: () => ({ host: "127.0.0.1", port: front.port }) } });
+        const s = await r.open();
+        const c = r.sim.commands;
+        expect(c.slice(-3)).toEqual(["AT+CIPSSLSIZE=4096", 'AT+CIPSSLCSNI="broker.local"', 'AT+CIPSTART="SSL","broker.local",1883']);
+        // each firmware takes its own command and refuses the other's: no failure
+        expect(r.sim.sslSize).toBe(firmware == 1 ? 4096 : undefined);
+        expect(r.sim.sni).toBe(firmware == 1 ? undefined : "broker.local");
+        await r.mqttConnect(s, "dev-f" + firmware);
+        expect(front.handshakes).toEqual([{ sni: firmware == 1 ? false : "broker.local" }]);
+        r.modem.close();
+      } finally {
+        await front.close();
+      }
+    });
+  }
 
   it("runs the real MqttClient over the driver", async () => {
     const { MqttClient } = await import("../src/session/index");

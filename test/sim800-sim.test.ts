@@ -11,6 +11,7 @@ import { Sim800, type Sim800Options } from "../src/modem/sim800";
 import { Sim800Sim, type Sim800Options as SimOptions } from "../scripts/modem-sim/sim800";
 import type { Clock } from "../src/session/transport";
 import { ModemRig, until, sleep, startAedesBroker, Socket, trickyPayload, type Broker } from "./support/modem-rig";
+import { startTlsFront } from "./support/tls";
 
 /**
  * The real clock, sped up k times for the driver and the engine (their
@@ -174,6 +175,31 @@ describe("SIM800 driver over the simulator and a real broker", () => {
     const before = r.sim.commands.length;
     await r.works("sim800-b");
     expect(r.sim.commands.slice(before)[0]).toBe('AT+CIPSTART="TCP","broker.example","1883"');
+  });
+
+  it("ssl: AT+CIPSSL=1 before AT+CIPSTART, then MQTT over a real TLS link (no SNI)", async () => {
+    const front = await startTlsFront(broker.port);
+    try {
+      rig = new Rig(broker, { driver: { ssl: true }, sim: { hostMap: () => ({ host: "127.0.0.1", port: front.port }) } });
+      const r = rig;
+      const s = await r.works("sim800-tls");
+      const c = r.sim.commands;
+      const i = c.indexOf('AT+CIPSTART="TCP","broker.example","1883"');
+      expect(c[i - 1]).toBe("AT+CIPSSL=1");
+      expect(r.sim.ssl).toBe(true);
+      expect(front.handshakes).toEqual([{ sni: false }]);
+      expect(await r.close(s)).toBe("closed");
+    } finally {
+      await front.close();
+    }
+  });
+
+  it("ssl on a firmware without SSL: AT+CIPSSL=1 answers ERROR, the open fails with it, no AT+CIPSTART", async () => {
+    rig = new Rig(broker, { driver: { ssl: true }, sim: { sslSupport: false } });
+    const r = rig;
+    await expect(r.open()).rejects.toThrow("+CIPSSL ERROR");
+    expect(r.sim.commands.filter((c) => c.startsWith("AT+CIPSTART"))).toEqual([]);
+    expect(r.states.at(-1)).toBe("joined +CIPSSL ERROR");
   });
 
   it("recovers from a refused link (CONNECT FAIL)", async () => {

@@ -47,13 +47,22 @@
  *                         (still captured). The prompt counts as delivered
  *                         once its ">" is out: a board may write before the
  *                         trailing space arrives.
- *   openTcp(host, port, ev, tag?) -> TcpLink
+ *   openTcp(host, port, ev, tag?, tls?) -> TcpLink
  *                         real net.Socket (after opts.hostMap). ev.onConnect()
  *                         once connected; ev.onData(bytes) byte strings;
  *                         ev.onClose(reason) exactly once ("refused", "remote",
- *                         "dropped", "error: ..."), NEVER after the dialect's own
- *                         link.close() and never after reboot()/close().
- *                         `tag` (e.g. the ESP mux id) lets tests drop a link.
+ *                         "dropped", "error: ...", "tls: ..."), NEVER after the
+ *                         dialect's own link.close() and never after
+ *                         reboot()/close(). `tag` (e.g. the ESP mux id) lets
+ *                         tests drop a link. With `tls` (an SSL link) the core
+ *                         runs a REAL TLS client (node:tls) over that socket:
+ *                         ev.onTcp() once TCP is up, ev.onConnect() once the
+ *                         handshake is done, ev.onData() the decrypted bytes,
+ *                         link.write() encrypts; a handshake that fails ends
+ *                         the link with "tls: <code>". Like the modules, it
+ *                         does NOT check the server's certificate; SNI only
+ *                         when tls.servername is given; the TLS versions are
+ *                         the sim's `tls` profile (opts.tls, changeable).
  *   echo: boolean         on at start and after reboot.
  *   rand(): number        a seeded PRNG in [0,1) for dialects (chunking has its own,
  *                         so chunk sizes depend only on the seed and the output).
@@ -84,6 +93,7 @@
  */
 import { EventEmitter } from "node:events";
 import net from "node:net";
+import tls from "node:tls";
 
 export interface Timers {
   setTimeout(fn: () => void, ms: number): unknown;
@@ -106,9 +116,25 @@ export interface SimOptions {
   timers?: Timers;
   /** Delay between the boot noise and onReboot() (ms, default 20). */
   rebootDelay?: number;
+  /** What the module's TLS stack speaks on SSL links (default: Node's defaults, TLS 1.2 and 1.3). */
+  tls?: TlsProfile;
+}
+
+/** The TLS versions the simulated module's SSL links offer (tests narrow them to make a handshake fail). */
+export interface TlsProfile {
+  minVersion?: tls.SecureVersion;
+  maxVersion?: tls.SecureVersion;
+}
+
+/** Per link: an SSL link (TLS client) and the SNI it sends, if any. */
+export interface TlsLinkOptions {
+  /** Server Name Indication in the ClientHello; absent or "": none. */
+  servername?: string;
 }
 
 export interface TcpEvents {
+  /** TCP is up (SSL links only: the handshake starts now, onConnect follows it). */
+  onTcp?(): void;
   onConnect(): void;
   onData(bytes: string): void;
   onClose(reason: string): void;
@@ -120,6 +146,8 @@ export interface TcpLink {
   readonly host: string;
   readonly port: number;
   connected: boolean;
+  /** An SSL link (TLS over the socket). */
+  readonly tls: boolean;
   write(bytes: string): void;
   /** Closes from the dialect's side: onClose is NOT called afterwards. */
   close(): void;
@@ -181,6 +209,8 @@ const nodeTimers: Timers = {
 
 interface LinkState extends TcpLink {
   sock: net.Socket | null;
+  /** The socket the bytes go through: sock, or the TLS socket over it. */
+  io: net.Socket | null;
   ev: TcpEvents;
   ended: boolean;
 }
@@ -195,6 +225,8 @@ export abstract class ModemSimCore extends EventEmitter {
   private readonly _chunkRand: () => number;
   protected readonly opts: SimOptions;
   protected readonly timers: Timers;
+  /** The TLS versions SSL links offer (from opts.tls; tests may change it while the sim runs). */
+  tls: TlsProfile;
 
   private _in = "";
   private _skipLf = false;
@@ -216,6 +248,7 @@ export abstract class ModemSimCore extends EventEmitter {
     this._chunkRand = prng(opts.seed ?? 1);
     this.rand = prng(((opts.seed ?? 1) ^ 0x9e3779b9) >>> 0);
     this.timers = opts.timers ?? nodeTimers;
+    this.tls = { ...opts.tls };
   }
 
   // ---------------------------------------------------------------- dialect API
@@ -275,7 +308,7 @@ export abstract class ModemSimCore extends EventEmitter {
     if (n <= 0) this._finishRaw();
   }
 
-  protected openTcp(host: string, port: number, ev: TcpEvents, tag?: unknown): TcpLink {
+  protected openTcp(host: string, port: number, ev: TcpEvents, tag?: unknown, tlsOpts?: TlsLinkOptions): TcpLink {
     const target = this.opts.hostMap ? this.opts.hostMap(host, port) : { host, port };
     const self = this;
     const link: LinkState = {
@@ -284,11 +317,13 @@ export abstract class ModemSimCore extends EventEmitter {
       host,
       port,
       connected: false,
+      tls: !!tlsOpts,
       sock: null,
+      io: null,
       ev,
       ended: false,
       write(bytes: string) {
-        if (link.sock && !link.ended) link.sock.write(Buffer.from(bytes, "latin1"));
+        if (link.io && !link.ended) link.io.write(Buffer.from(bytes, "latin1"));
       },
       close() {
         self._endLink(link, null);
@@ -301,20 +336,46 @@ export abstract class ModemSimCore extends EventEmitter {
       return link;
     }
     const sock = net.connect(target.port, target.host);
-    link.sock = sock;
+    link.sock = link.io = sock;
     sock.setNoDelay(true);
-    sock.on("connect", () => {
+    let tcpUp = false;
+    const up = () => {
       if (link.ended) return;
       link.connected = true;
       ev.onConnect();
+    };
+    sock.on("connect", () => {
+      tcpUp = true;
+      if (link.ended) return;
+      if (!tlsOpts) return up();
+      ev.onTcp?.();
+      // The module's TLS client: no certificate check (rejectUnauthorized false),
+      // SNI only when given, the versions of the sim's profile.
+      const t = tls.connect({
+        socket: sock,
+        rejectUnauthorized: false,
+        ...(tlsOpts.servername ? { servername: tlsOpts.servername } : {}),
+        ...this.tls,
+      });
+      link.io = t;
+      t.on("secureConnect", up);
+      t.on("data", (d: Buffer) => {
+        if (!link.ended) ev.onData(d.toString("latin1"));
+      });
+      t.on("error", (e: NodeJS.ErrnoException) => {
+        this._endLink(link, (link.connected ? "error: " : "tls: ") + (e.code ?? e.message));
+      });
+      t.on("close", () => this._endLink(link, link.connected ? "remote" : "tls: closed during the handshake"));
     });
-    sock.on("data", (d: Buffer) => {
-      if (!link.ended) ev.onData(d.toString("latin1"));
-    });
+    if (!tlsOpts) {
+      sock.on("data", (d: Buffer) => {
+        if (!link.ended) ev.onData(d.toString("latin1"));
+      });
+    }
     sock.on("error", (e: NodeJS.ErrnoException) => {
-      this._endLink(link, e.code === "ECONNREFUSED" ? "refused" : "error: " + (e.code ?? e.message));
+      this._endLink(link, e.code === "ECONNREFUSED" ? "refused" : (tcpUp && tlsOpts && !link.connected ? "tls: " : "error: ") + (e.code ?? e.message));
     });
-    sock.on("close", () => this._endLink(link, "remote"));
+    sock.on("close", () => this._endLink(link, tcpUp && tlsOpts && !link.connected ? "tls: closed during the handshake" : "remote"));
     return link;
   }
 
@@ -473,7 +534,9 @@ export abstract class ModemSimCore extends EventEmitter {
     link.ended = true;
     link.connected = false;
     this._links = this._links.filter((l) => l !== link);
+    if (link.io && link.io !== link.sock) link.io.destroy();
     if (link.sock) link.sock.destroy();
+    if (reason !== null) this.log(`link ${link.id} to ${link.host}:${link.port} ended: ${reason}`);
     if (reason !== null && !this._closed) {
       try {
         link.ev.onClose(reason);

@@ -15,6 +15,14 @@
  *   it runs -> "busy p...";
  *   AT+CIPSTART="TCP"|"SSL","host",port -> "CONNECT" OK | "ALREADY CONNECTED"
  *   ERROR | "DNS Fail" ERROR | ERROR "CLOSED" (refused) | "no ip" ERROR (not joined);
+ *   "SSL" opens a REAL TLS client to the broker (the core's SSL link: no
+ *   certificate check) and answers CONNECT once the handshake is done; a failed
+ *   handshake answers ERROR "CLOSED" (or, with sslFail "send-fail", CONNECT at
+ *   once and SEND FAIL "CLOSED" for the first AT+CIPSEND);
+ *   1.x (default): AT+CIPSSLSIZE=<2048..4096> -> OK (the SSL buffer, set before
+ *   an SSL link), AT+CIPSSLCSNI -> ERROR (unknown), no SNI;
+ *   2.x (firmware 2, ESP-AT): AT+CIPSSLSIZE -> ERROR (not in ESP-AT),
+ *   AT+CIPSSLCSNI="name" -> OK, sent as SNI by the next SSL link;
  *   AT+CIPSEND=<n> (1..2048) -> OK "> " (no line end), exactly n raw bytes,
  *   "Recv <n> bytes", "SEND OK" | "link is not valid" ERROR;
  *   socket data -> "\r\n+IPD,<len>:<bytes>" (at most 1460 bytes each);
@@ -41,6 +49,10 @@ export interface Esp8266SimOptions extends SimOptions {
   joinFail?: number;
   /** Send "ready" when the sim is created (default: start quiet, booted). */
   bootBanner?: boolean;
+  /** AT firmware generation: 1 (NONOS AT 1.x, default) or 2 (ESP-AT 2.x). */
+  firmware?: 1 | 2;
+  /** How a failed TLS handshake shows: "error" (ERROR, CLOSED: default) or "send-fail". */
+  sslFail?: "error" | "send-fail";
 }
 
 const MAX_SEND = 2048;
@@ -76,6 +88,16 @@ export class Esp8266Sim extends ModemSimCore {
   /** [ssid, password] as each AT+CWJAP delivered them, unescaped. */
   readonly joins: string[][] = [];
   link: TcpLink | null = null;
+  /** AT+CIPSSLSIZE as last set (1.x), else undefined. */
+  sslSize: number | undefined;
+  /** AT+CIPSSLCSNI as last set (2.x), else undefined. */
+  sni: string | undefined;
+  /** How a failed TLS handshake shows (from opts.sslFail; tests may change it). */
+  sslFail: "error" | "send-fail";
+  /** The TLS handshake of the SSL link failed after CONNECT was reported ("send-fail"): its reason. */
+  private _sslBroken: string | null = null;
+  /** An AT+CIPSEND waiting for the handshake behind an early CONNECT ("send-fail"). */
+  private _sslWait: (() => void) | null = null;
   /** The access point in range (unset field: anything matches); tests may change it while the sim runs. */
   ap: { ssid?: string; password?: string };
   /** Every AT+CWJAP fails with this +CWJAP code while set (from opts.joinFail; tests may change it). */
@@ -91,6 +113,7 @@ export class Esp8266Sim extends ModemSimCore {
     this._o = opts;
     this.ap = { ssid: opts.ssid, password: opts.password };
     this.joinFail = opts.joinFail;
+    this.sslFail = opts.sslFail ?? "error";
     this.on("tx", (c: string) => {
       if (this._rst === null) return;
       const t = this._rst + c;
@@ -114,6 +137,8 @@ export class Esp8266Sim extends ModemSimCore {
   private _drop(): void {
     if (this.link) this.link.close();
     this.link = null;
+    this._sslBroken = null;
+    this._sslWait = null;
   }
 
   protected onReboot(): void {
@@ -122,6 +147,7 @@ export class Esp8266Sim extends ModemSimCore {
     this._joining = false;
     this.joined = false;
     this.mux = 0;
+    this.sslSize = this.sni = undefined;
     this.send("\r\nready\r\n");
     if (this.saved && this._o.autoJoin !== false) {
       this.later(() => {
@@ -156,7 +182,10 @@ export class Esp8266Sim extends ModemSimCore {
       this.echo = name == "ATE1";
       return ok();
     }
-    if (name == "AT+GMR") return this._reply("AT version:1.7.4.0(May 11 2020 19:13:04)", "SDK version:3.0.4", "OK");
+    if (name == "AT+GMR")
+      return this._o.firmware == 2
+        ? this._reply("AT version:2.2.0.0(ESP8266)", "SDK version:v3.4", "OK")
+        : this._reply("AT version:1.7.4.0(May 11 2020 19:13:04)", "SDK version:3.0.4", "OK");
     if (name == "AT+RST") {
       ok();
       // the part reboots right after its OK has gone out
@@ -178,6 +207,18 @@ export class Esp8266Sim extends ModemSimCore {
     }
     if (isJoin) return this._join(arg);
     if (name == "AT+CIPSTART" && eq > 0) return this._start(arg);
+    if (name == "AT+CIPSSLSIZE" && eq > 0 && this._o.firmware != 2) {
+      const n = Number(arg);
+      if (!(n >= 2048 && n <= 4096)) return err();
+      this.sslSize = n;
+      return ok();
+    }
+    if (name == "AT+CIPSSLCSNI" && eq > 0 && this._o.firmware == 2) {
+      const p = atParams(arg);
+      if (p.length != 1 || !p[0] || p[0].length > 64) return err();
+      this.sni = p[0];
+      return ok();
+    }
     if (name == "AT+CIPSEND" && eq > 0) return this._send(arg);
     if (name == "AT+CIPCLOSE") {
       if (!this.link) return err();
@@ -233,23 +274,43 @@ export class Esp8266Sim extends ModemSimCore {
       return;
     }
     let opened = false;
+    const ssl = p[0].toUpperCase() == "SSL";
+    const early = ssl && this.sslFail == "send-fail";
+    const connected = () => {
+      const w = this._sslWait;
+      this._sslWait = null;
+      if (w) w();
+      if (opened) return;
+      opened = true;
+      this._reply("CONNECT", "OK");
+    };
     const link: TcpLink = this.openTcp(host, port, {
-      onConnect: () => {
-        opened = true;
-        this._reply("CONNECT", "OK");
-      },
+      // "send-fail": the module reports CONNECT once TCP is up and finds out
+      // about the handshake later
+      onTcp: () => early && connected(),
+      onConnect: connected,
       onData: (bytes) => {
         for (let i = 0; i < bytes.length; i += MAX_IPD) {
           const part = bytes.slice(i, i + MAX_IPD);
           this.sendIpd(`\r\n+IPD,${part.length}:`, part);
         }
       },
-      onClose: () => {
-        if (this.link === link) this.link = null;
+      onClose: (reason) => {
+        if (this.link !== link) return;
+        // a failed handshake behind an early CONNECT: the link looks open
+        // until the next AT+CIPSEND answers SEND FAIL
+        if (early && opened && !link.connected && /^tls/.test(reason)) {
+          this._sslBroken = reason;
+          const w = this._sslWait;
+          this._sslWait = null;
+          if (w) w();
+          return;
+        }
+        this.link = null;
         if (opened) this.send("CLOSED\r\n");
         else this._reply("ERROR", "CLOSED");
       },
-    });
+    }, undefined, ssl ? { servername: this.sni } : undefined);
     this.link = link;
   }
 
@@ -257,14 +318,24 @@ export class Esp8266Sim extends ModemSimCore {
     const n = Number(arg);
     if (this.mux != 0 || !(n >= 1 && n <= MAX_SEND) || String(n) != arg.trim()) return this._reply("ERROR");
     const link = this.link;
-    if (!link || !link.connected) return this._reply("link is not valid", "ERROR");
+    if (!link || !(link.connected || (link.tls && this.sslFail == "send-fail"))) return this._reply("link is not valid", "ERROR");
     // The prompt is "> " (the core lets the board write once the ">" is out).
     this.send("\r\nOK\r\n> ");
-    this.expectRaw(n, (bytes) => {
-      this._reply(`Recv ${n} bytes`);
+    const done = (bytes: string) => {
+      if (this._sslBroken && this.link === link) {
+        this.log("SSL handshake had failed: " + this._sslBroken);
+        this._drop();
+        return this._reply("SEND FAIL", "CLOSED");
+      }
       if (this.link !== link || !link.connected) return this._reply("SEND FAIL");
       link.write(bytes);
       this._reply("SEND OK");
+    };
+    this.expectRaw(n, (bytes) => {
+      this._reply(`Recv ${n} bytes`);
+      // behind an early CONNECT the handshake may still run: the answer waits for it
+      if (this.link === link && !link.connected && !this._sslBroken) this._sslWait = () => done(bytes);
+      else done(bytes);
     });
   }
 }

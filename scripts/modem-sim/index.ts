@@ -14,9 +14,9 @@ export const MODEM_KINDS: ModemKind[] = ["esp8266", "sim800"];
 
 export function createModemSim(kind: "esp8266", opts?: Esp8266SimOptions): Esp8266Sim;
 export function createModemSim(kind: "sim800", opts?: Sim800Options): Sim800Sim;
-export function createModemSim(kind: ModemKind, opts?: Esp8266SimOptions & Sim800Options): ModemSimCore;
-export function createModemSim(kind: ModemKind, opts: Esp8266SimOptions & Sim800Options = {}): ModemSimCore {
-  if (kind === "esp8266") return new Esp8266Sim(opts);
-  if (kind === "sim800") return new Sim800Sim(opts);
+export function createModemSim(kind: ModemKind, opts?: Esp8266SimOptions | Sim800Options): ModemSimCore;
+export function createModemSim(kind: ModemKind, opts: Esp8266SimOptions | Sim800Options = {}): ModemSimCore {
+  if (kind === "esp8266") return new Esp8266Sim(opts as Esp8266SimOptions);
+  if (kind === "sim800") return new Sim800Sim(opts as Sim800Options);
   throw new Error(`unknown modem kind ${JSON.stringify(kind)} (esp8266 | sim800)`);
 }

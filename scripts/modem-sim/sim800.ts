@@ -14,6 +14,13 @@
  *   line and NO "OK" (IP STATUS);
  *   AT+CIPSTART="TCP","host","port" -> OK, then "CONNECT OK" | "STATE: TCP CLOSED"
  *   + "CONNECT FAIL" | "ALREADY CONNECT";
+ *   AT+CIPSSL=1|0 (before AT+CIPSTART; SIMCom's SSL application note) -> OK, or
+ *   ERROR with sslSupport false (firmware without SSL); with SSL on, AT+CIPSTART
+ *   opens a REAL TLS client to the broker (the core's SSL link: no certificate
+ *   check, no SNI) and says "CONNECT OK" once the handshake is done; a failed
+ *   handshake shows as sslFail says: "CONNECT FAIL" (default), "CLOSE OK",
+ *   "ERROR", or "send-fail" ("CONNECT OK" once TCP is up, then "SEND FAIL" and
+ *   "CLOSED" for the first AT+CIPSEND);
  *   AT+CIPSEND=<n> (n 1..1460) -> "> ", exactly n raw bytes, "SEND OK";
  *   the Ctrl-Z form AT+CIPSEND (no length) is recorded as a violation and refused;
  *   received TCP data -> "\r\n+IPD,<len>:<bytes>" (CIPHEAD=1; at most 1460 bytes each);
@@ -48,6 +55,10 @@ export interface Sim800Options extends SimOptions {
   bootBanner?: boolean;
   /** Attach to GPRS by itself once registered, as the part does by default (default true). */
   autoAttach?: boolean;
+  /** The firmware has SSL (AT+CIPSSL answers OK; default true). */
+  sslSupport?: boolean;
+  /** How a failed TLS handshake shows after AT+CIPSTART's OK (default "connect-fail"). */
+  sslFail?: "connect-fail" | "close-ok" | "error" | "send-fail";
 }
 
 const MAX_SEND = 1460;
@@ -62,7 +73,15 @@ export class Sim800Sim extends ModemSimCore {
   /** Every command line received, for tests. */
   readonly commands: string[] = [];
   powered = true;
+  /** AT+CIPSSL as last set. */
+  ssl = false;
+  /** How a failed TLS handshake shows (from opts.sslFail; tests may change it). */
+  sslFail: NonNullable<Sim800Options["sslFail"]>;
   private _o: Sim800Options;
+  /** The handshake behind an early "CONNECT OK" failed ("send-fail"): its reason. */
+  private _sslBroken: string | null = null;
+  /** An AT+CIPSEND waiting for the handshake behind an early "CONNECT OK". */
+  private _sslWait: (() => void) | null = null;
   private _link: TcpLink | null = null;
   private _polls = 0;
   private _deaf = 0;
@@ -71,6 +90,7 @@ export class Sim800Sim extends ModemSimCore {
   constructor(opts: Sim800Options = {}) {
     super(opts);
     this._o = opts;
+    this.sslFail = opts.sslFail ?? "connect-fail";
     this._deaf = 0;
     if (opts.bootBanner) {
       this._booting = true;
@@ -112,6 +132,8 @@ export class Sim800Sim extends ModemSimCore {
   private _drop(): void {
     if (this._link) this._link.close();
     this._link = null;
+    this._sslBroken = null;
+    this._sslWait = null;
   }
 
   protected onReboot(): void {
@@ -120,6 +142,7 @@ export class Sim800Sim extends ModemSimCore {
     this.state = "IP INITIAL";
     this.attached = false;
     this.ciphead = false;
+    this.ssl = false;
     this._polls = 0;
     this._deaf = this._o.deafAt ?? 0;
     const sim = this._o.sim ?? "READY";
@@ -211,6 +234,11 @@ export class Sim800Sim extends ModemSimCore {
     }
     if (name == "AT+CIPSTATUS") return this._reply("OK", "STATE: " + st);
     if (name == "AT+CIPSTART") return this._start(arg);
+    if (name == "AT+CIPSSL") {
+      if (o.sslSupport === false || (arg != "0" && arg != "1") || this._link) return err();
+      this.ssl = arg == "1";
+      return ok();
+    }
     if (name == "AT+CIPSEND") return this._send(arg);
     if (name == "AT+CIPCLOSE") {
       if (!this._link) return err();
@@ -239,11 +267,20 @@ export class Sim800Sim extends ModemSimCore {
     if (st != "IP STATUS" && st != "TCP CLOSED") return this._reply("ERROR");
     this._reply("OK");
     this.state = "TCP CONNECTING";
+    const ssl = this.ssl;
+    const fail = this.sslFail;
+    const connectOk = () => {
+      const w = this._sslWait;
+      this._sslWait = null;
+      if (w) w();
+      if (this.state != "TCP CONNECTING") return;
+      this.state = "CONNECT OK";
+      this._reply("CONNECT OK");
+    };
     const link: TcpLink = this.openTcp(m[2], Number(m[3]), {
-      onConnect: () => {
-        this.state = "CONNECT OK";
-        this._reply("CONNECT OK");
-      },
+      // "send-fail": CONNECT OK once TCP is up, the handshake's outcome later
+      onTcp: () => fail == "send-fail" && connectOk(),
+      onConnect: connectOk,
       onData: (bytes) => {
         for (let i = 0; i < bytes.length; i += MAX_SEND) {
           const part = bytes.slice(i, i + MAX_SEND);
@@ -251,15 +288,25 @@ export class Sim800Sim extends ModemSimCore {
           else this.send(part);
         }
       },
-      onClose: () => {
+      onClose: (reason) => {
         if (this._link !== link) return;
-        this._link = null;
         const was = this.state;
+        const handshake = ssl && !link.connected && /^tls/.test(reason);
+        if (handshake && was == "CONNECT OK") {
+          // behind an early CONNECT OK: the next AT+CIPSEND finds out
+          this._sslBroken = reason;
+          const w = this._sslWait;
+          this._sslWait = null;
+          if (w) w();
+          return;
+        }
+        this._link = null;
         this.state = "TCP CLOSED";
-        if (was == "TCP CONNECTING") this._reply("STATE: TCP CLOSED", "CONNECT FAIL");
-        else this._reply("CLOSED");
+        if (was != "TCP CONNECTING") this._reply("CLOSED");
+        else if (!handshake || fail == "connect-fail") this._reply("STATE: TCP CLOSED", "CONNECT FAIL");
+        else this._reply(fail == "close-ok" ? "CLOSE OK" : "ERROR");
       },
-    });
+    }, undefined, ssl ? {} : undefined);
     this._link = link;
   }
 
@@ -273,10 +320,21 @@ export class Sim800Sim extends ModemSimCore {
     if (!link || this.state != "CONNECT OK" || !(n >= 1 && n <= MAX_SEND) || Math.floor(n) !== n) return this._reply("ERROR");
     // The prompt is "> " (the core lets the board write once the ">" is out).
     this.send("> ");
-    this.expectRaw(n, (bytes) => {
+    const done = (bytes: string) => {
+      if (this._sslBroken && this._link === link) {
+        this.log("SSL handshake had failed: " + this._sslBroken);
+        this._drop();
+        this.state = "TCP CLOSED";
+        return this._reply("SEND FAIL", "CLOSED");
+      }
       if (this._link !== link) return this._reply("SEND FAIL");
       link.write(bytes);
       this._reply("SEND OK");
+    };
+    this.expectRaw(n, (bytes) => {
+      // behind an early CONNECT OK the handshake may still run: the answer waits for it
+      if (this._link === link && !link.connected && !this._sslBroken) this._sslWait = () => done(bytes);
+      else done(bytes);
     });
   }
 }

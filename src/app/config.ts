@@ -8,7 +8,8 @@ export interface DeviceConfig {
   wifi?: { ssid: string; password: string };
   /** SIM800 builds. */
   gprs?: { apn: string; user?: string; password?: string };
-  broker: { host: string; port: number; username?: string; password?: string };
+  /** tls: the modem's TLS link (ESP8266 "SSL", SIM800 AT+CIPSSL=1); npm run flash makes the port 8883 unless given. */
+  broker: { host: string; port: number; username?: string; password?: string; tls?: boolean };
   /** Default: "led-" and the chip's serial. */
   clientId?: string;
   /** Seconds; default 60. */

@@ -57,6 +57,7 @@ function start(): void {
     log: log,
     hardReset: pulse(board.enable, 200),
     powerOn: pulse(board.pwrkey, 1200),
+    ssl: c.broker.tls,
   }, c.wifi, c.gprs));
 
   // host, port, username and password come straight from led.json's "broker".
@@ -82,6 +83,8 @@ function start(): void {
     show();
     report();
   };
+  // refusals ("refused: 5"), time-outs, protocol errors: one line each, never a secret
+  client.onError = log;
   client.subscribe(base, 1);
   client.connect();
 }

@@ -11,7 +11,14 @@
  *
  * open() brings the module up as far as it is not up yet: reset (hardReset,
  * else AT+RST) and "ready"; ATE0, AT+CWMODE=1, AT+CIPMUX=0; AT+CWJAP (secret);
- * then AT+CIPSTART. A command time-out or a spontaneous "ready" sends the next
+ * then AT+CIPSTART. With ssl, AT+CIPSTART="SSL" (TLS, one link at most) comes
+ * after AT+CIPSSLSIZE=4096 (1.x: the SSL buffer, 2048..4096, set before the
+ * link; 2.x has no such command) and AT+CIPSSLCSNI="<host>" (2.x: the SNI of the
+ * ClientHello; 1.x has no such command): each answers ERROR on the firmware
+ * that lacks it, which is no failure. The module then checks no certificate
+ * (nothing configures AT+CIPSSLCCONF). A failed handshake answers ERROR (then
+ * CLOSED), or shows later as SEND FAIL: both end the open() like any failure.
+ * A command time-out or a spontaneous "ready" sends the next
  * open() back to the reset; "WIFI DISCONNECT" back to AT+CWJAP.
  * write() keeps at most 4,096 bytes queued and sends them with AT+CIPSEND in
  * pieces of at most 2,048 bytes, one at a time, retrying "busy" with back-off
@@ -22,7 +29,7 @@
  * "WIFI DISCONNECT", "overflow", "send <final>" (SEND FAIL, ERROR, busy...),
  * "connect <DNS Fail | no ip | final>", "wifi <timeout | wrong password |
  * no AP | failed | final>" (+CWJAP:1..4), "<bring-up command> <final>".
- * Not done: AT+CIPSSLSIZE (1.x SSL may need a bigger buffer), certificates.
+ * Not done: certificates (AT+CIPSSLCCONF), TLS versions (the firmware's own).
  */
 import type { AtEngine } from "../at/engine";
 import type { Bytes, Clock, Transport, TransportHandler } from "../session/transport";
@@ -30,7 +37,7 @@ import type { Bytes, Clock, Transport, TransportHandler } from "../session/trans
 export interface EspOptions {
   ssid: string;
   password: string;
-  /** AT+CIPSTART="SSL" instead of "TCP". */
+  /** TLS: AT+CIPSTART="SSL" instead of "TCP", after AT+CIPSSLSIZE / AT+CIPSSLCSNI. */
   ssl?: boolean;
   /** Pulses CH_PD/RST and calls done(); absent: AT+RST. */
   hardReset?: (done: () => void) => void;
@@ -138,16 +145,22 @@ export class Esp8266 implements Transport {
       if ((w || l == "CLOSED") && up) end(l);
     };
     e.onData = (b) => up && (h as TransportHandler).onData(b);
-    me.open = (host, port, hd, jap?: string, cs?: string, seq?: (l: string[]) => void) => {
+    me.open = (host, port, hd, jap?: string, cs?: string, seq?: (l: string[]) => void, tl?: string[]) => {
       jap = `AT+CWJAP="${esc(o.ssid)}","${esc(o.password)}"`;
       cs = `AT+CIPSTART="${o.ssl ? "SSL" : "TCP"}","${host}",${port}`;
-      /** Sends each command in turn while it answers OK; the last one is AT+CIPSTART. */
+      // the connect, with TLS after its set-up commands (1.x: the SSL buffer; 2.x: SNI)
+      tl = o.ssl ? ["AT+CIPSSLSIZE=4096", `AT+CIPSSLCSNI="${host}"`, cs] : [cs];
+      /**
+       * Sends each command in turn while it answers OK (an AT+CIPSSL... may
+       * answer anything: the firmware without that command says ERROR); the
+       * last one is AT+CIPSTART.
+       */
       seq = (l, c?: string) => {
         c = l.shift()!;
         if (c == jap) state("joining");
-        if (c == cs) state("connecting");
+        if (c == tl![0]) state("connecting");
         cmd(c, 2e4, (f, x) =>
-          f != "OK"
+          f != "OK" && c!.indexOf("AT+CIPSSL")
             ? end(
                 c == jap
                   ? // a failed join: "+CWJAP:<n>" then FAIL (1.x) or ERROR (2.x)
@@ -163,13 +176,13 @@ export class Esp8266 implements Transport {
       };
       me.close(); // an open() still running ends with onClose("closed")
       h = hd;
-      if (st) seq(st > 1 ? [cs] : [jap, cs]);
+      if (st) seq(st > 1 ? tl : [jap].concat(tl));
       else {
         state("resetting");
         // AT+RST answers OK (an intermediate line: a data command), boot noise,
         // then "ready"; with hardReset the command only waits. Any final but
         // TIMEOUT goes on: ATE0 then checks the module.
-        cmd(o.hardReset ? "" : "AT+RST", 6e3, () => seq!(["ATE0", "AT+CWMODE=1", "AT+CIPMUX=0", jap!, cs!]), "", "ready");
+        cmd(o.hardReset ? "" : "AT+RST", 6e3, () => seq!(["ATE0", "AT+CWMODE=1", "AT+CIPMUX=0", jap!].concat(tl!)), "", "ready");
         if (o.hardReset) o.hardReset(() => {});
       }
     };

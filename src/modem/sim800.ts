@@ -2,7 +2,7 @@
  * SIM800 driver: one TCP socket over SIMCom's built-in TCP/IP stack, single
  * connection (AT+CIPMUX=0), non-transparent mode. Implements Transport.
  *
- *   new Sim800(engine, clock, { apn, user?, password?, powerOn?, log?, regDeadline? })
+ *   new Sim800(engine, clock, { apn, user?, password?, powerOn?, log?, regDeadline?, ssl? })
  *   (exported as Modem too, the name the app uses)
  *
  * The board wires engine.feed to the UART; the driver owns engine.onUrc/onData.
@@ -18,7 +18,12 @@
  * open, ends both polls), AT+CGATT=1, AT+CIPSHUT, AT+CIPMUX=0, AT+CIPHEAD=1,
  * AT+CSTT (secret), AT+CIICR, AT+CIFSR (the IP line, no OK). Then, and
  * directly while the bearer is up: AT+CIPSTART -> OK, CONNECT OK | CONNECT
- * FAIL | ALREADY CONNECT. Bytes go out with AT+CIPSEND=<n>, n <= 1460 (the
+ * FAIL | ALREADY CONNECT. With ssl (TLS), AT+CIPSSL=1 comes first (ERROR: the
+ * firmware has no SSL; the open fails with "+CIPSSL ERROR"); the module then
+ * runs the handshake after the TCP connect, checks no certificate (nothing
+ * sets AT+SSLOPT / AT+SSLSETCERT) and sends no SNI; a failed handshake ends
+ * AT+CIPSTART with CONNECT FAIL, CLOSE OK, CLOSED or ERROR, or shows later as
+ * SEND FAIL: each ends the open() like any failure. Bytes go out with AT+CIPSEND=<n>, n <= 1460 (the
  * fixed-length form: the Ctrl-Z form cannot carry 0x1A), one at a time, at
  * most 4,096 bytes waiting; they come in as "+IPD,<n>:" frames. close() sends
  * AT+CIPCLOSE (after a send in flight) and reports onClose on its answer.
@@ -42,6 +47,8 @@ export interface Sim800Options {
   log?: (line: string) => void;
   /** ms from open() (probing included) until the network must be registered (default 60000). */
   regDeadline?: number;
+  /** TLS: AT+CIPSSL=1 before each AT+CIPSTART. */
+  ssl?: boolean;
 }
 
 /**
@@ -145,13 +152,15 @@ export class Sim800 implements Transport {
       },
       /** Not there yet: poll again until the deadline, then fail with why. */
       wait = (why: string) => (clock.now() < d ? 1 : why),
-      run = (i: number): void => {
-        if (i > 11) {
+      run = (i: number, x?: unknown): void => {
+        s = i;
+        if (i > 11 && !x) {
           if (!up) state("joined");
           up = 1;
           state("connecting");
+          // TLS: AT+CIPSSL=1 before AT+CIPSTART (ERROR: a firmware without SSL)
+          if (o.ssl) return cmd("+CIPSSL=1", T, (f) => (f == "OK" ? run(i, 1) : end("+CIPSSL " + f)));
         }
-        s = i;
         cmd(
           steps[i],
           // CGATT=1 (5), CIPSHUT (6), CIICR (10) and CIPSTART (12) get the long time-out
@@ -168,10 +177,10 @@ export class Sim800 implements Transport {
                   ? state("attaching", x) // with the signal: "+CSQ: <rssi>,<ber>"
                   : i == 4
                     ? !/G: \d,[15]/.test(x) && wait("no network")
-                    : // AT+CIPSTART: all but CONNECT OK (/K$/) fail; all but CONNECT FAIL (/L$/:
-                      // not ALREADY CONNECT, ERROR...) leave the bearer in doubt: AT+CIPSHUT
-                      // and a fresh attach next time
-                      i > 11 && !/K$/.test(f) && ((up = /L$/.test(f)), f);
+                    : // AT+CIPSTART: all but CONNECT OK fail; all but CONNECT FAIL, CLOSED
+                      // and CLOSE OK (a failed TLS handshake) (not ALREADY CONNECT, ERROR...)
+                      // leave the bearer in doubt: AT+CIPSHUT and a fresh attach next time
+                      i > 11 && !/T OK/.test(f) && ((up = f[0] == "C"), f);
             // e.g. "+CIICR ERROR" (the name only: AT+CSTT's arguments are secret)
             if (!v && /ERROR/.test(f)) v = steps[i].split("=")[0] + " " + f;
             // (a module that never answered the probe is reset next time)
@@ -185,7 +194,7 @@ export class Sim800 implements Transport {
                   : run(i + 1);
           },
           // The IP line ends AT+CIFSR (no OK follows it): any line does (the IP is not used).
-          i == 6 ? ["SHUT"] : i == 11 ? [""] : i > 11 && ["CONNECT", "ALREADY"],
+          i == 6 ? ["SHUT"] : i == 11 ? [""] : i > 11 && ["CONNECT", "ALREADY", "CLOSE"],
           i == 9, // AT+CSTT carries the APN credentials
           i > 11,
         );

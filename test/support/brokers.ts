@@ -26,6 +26,9 @@
  * patterns (a user not listed may use "#"); everything else is denied.
  * Measured on mosquitto 2.0.11 with MQTT 3.1.1: a wrong password or unknown user gets
  * CONNACK 5 (not authorized); a subscription denied by dynsec gets SUBACK 0x80.
+ * With opts.tls a second listener speaks MQTT over TLS (certfile/keyfile, e.g. from
+ * ./tls.ts; opts.tls.version sets Mosquitto's minimum tls_version) on `tlsPort`,
+ * with the same users and ACL.
  * Processes are killed in stop(), and on process exit as a last resort.
  */
 import net from "node:net";
@@ -38,6 +41,8 @@ import { Aedes, type AedesOptions } from "aedes";
 
 export interface RunningBroker {
   port: number;
+  /** The MQTT-over-TLS listener's port, when the broker has one. */
+  tlsPort?: number;
   stop(): Promise<void>;
   restart(): Promise<void>;
   pause(): void;
@@ -140,6 +145,8 @@ export interface MosquittoOptions {
   dynsec?: Record<string, string[]>;
   /** Extra config lines. */
   extra?: string[];
+  /** A TLS listener too: the server's certificate and key files, the minimum TLS version ("tlsv1.2", "tlsv1.3"). */
+  tls?: { cert: string; key: string; version?: string };
 }
 
 const live = new Set<ChildProcess>();
@@ -150,8 +157,12 @@ process.on("exit", () => {
 export async function startMosquitto(opts: MosquittoOptions = {}): Promise<RunningBroker> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mosq-"));
   const port = opts.port ?? (await freePort());
+  const tlsPort = opts.tls ? await freePort() : undefined;
   const conf = [
     `listener ${port} ${HOST}`,
+    ...(opts.tls
+      ? [`listener ${tlsPort} ${HOST}`, `certfile ${opts.tls.cert}`, `keyfile ${opts.tls.key}`, ...(opts.tls.version ? [`tls_version ${opts.tls.version}`] : [])]
+      : []),
     `allow_anonymous ${opts.allowAnonymous ?? !opts.users}`,
     // running as root, mosquitto would switch to user "mosquitto" and lose access to the temp dir
     ...(process.getuid && process.getuid() === 0 ? ["user root"] : []),
@@ -192,6 +203,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Runni
     p.stderr!.on("data", (d) => { log = (log + d).slice(-4000); });
     try {
       await waitForPort(port, 5000, () => !exited);
+      if (tlsPort) await waitForPort(tlsPort, 5000, () => !exited);
     } catch (e) {
       p.kill("SIGKILL");
       throw new Error(`${(e as Error).message}; mosquitto said: ${log}`);
@@ -213,6 +225,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Runni
   let stopped = false;
   return {
     port,
+    tlsPort,
     restart: async () => {
       await kill();
       await launch();

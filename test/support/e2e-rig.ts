@@ -13,7 +13,8 @@
  *
  * The device configuration is written to Storage "led.json" like `npm run flash` does:
  * WiFi credentials matching the simulated AP, an APN matching the simulated network,
- * broker "broker.example":1883 (the simulator's hostMap sends it to the test broker),
+ * broker "broker.example":1883 (the simulator's hostMap sends it to the test broker;
+ * "broker.example":8883 to its TLS listener, if it has one),
  * keepAlive 60, a fixed clientId. Passwords are the SECRETS below, so any test can
  * check that none of them is ever printed (rig.leakedSecrets()).
  *
@@ -51,6 +52,8 @@ export const SECRETS = {
 } as const;
 export const BROKER_HOST = "broker.example";
 export const BROKER_PORT = 1883;
+/** The port of MQTT over TLS: the simulator sends it to the broker's TLS listener (broker.tlsPort). */
+export const BROKER_TLS_PORT = 8883;
 
 export interface Script {
   board: BoardDef;
@@ -169,7 +172,11 @@ export class Rig {
   ) {
     this.ownBroker = ownBroker;
     const hostMap = (host: string, port: number) =>
-      host === BROKER_HOST && port === BROKER_PORT ? { host: "127.0.0.1", port: broker.port } : { host: "127.0.0.1", port: 9 };
+      host === BROKER_HOST && port === BROKER_PORT
+        ? { host: "127.0.0.1", port: broker.port }
+        : host === BROKER_HOST && port === BROKER_TLS_PORT && broker.tlsPort
+          ? { host: "127.0.0.1", port: broker.tlsPort }
+          : { host: "127.0.0.1", port: 9 };
     const simOpts = { seed: 7, transcript: false, hostMap, ...(opts.sim ?? {}) };
     this.sim = modem === "esp8266"
       ? createModemSim("esp8266", { ssid: SECRETS.ssid, password: SECRETS.wifiPassword, ...simOpts })
