@@ -32,7 +32,7 @@ export const BUDGETS = {
   at: 1600,
   esp8266: 1600,
   sim800: 1800,
-  script: 8192,
+  script: 9216,
 } as const;
 
 export const DEFAULT_ENTRY = "src/app/main.ts";

@@ -86,6 +86,8 @@ function checkTopicPart(name: string, v: unknown, errors: string[]): void {
   if (typeof v !== "string" || v === "") errors.push(`${name} must be a non-empty string`);
   else if (!wellFormed(v)) errors.push(`${name} is not valid text (a lone surrogate)`);
   else if (/[+#\u0000]/.test(v)) errors.push(`${name} must not contain +, # or NUL (it is published to)`);
+  // The firmware writes it into Home Assistant's discovery JSON as it is (src/app/discovery.ts).
+  else if (/["\\\u0001-\u001f\u007f]/.test(v)) errors.push(`${name} must not contain ", \\ or control characters (it goes into Home Assistant's discovery message)`);
   else if (utf8Len(v) > 200) errors.push(`${name} is too long (at most 200 bytes)`);
 }
 

@@ -66,8 +66,16 @@ describe("device configuration (scripts/config.ts)", () => {
     [{ ...good, clientId: "a\ud800b" }, "esp8266", /clientId is not valid text/],
     [{ ...good, topic: "led\udc00" }, "esp8266", /topic is not valid text/],
     [{ ...good, uartPath: "serial0" }, "esp8266", /uartPath/],
+    [{ ...good, topic: 'le"d' }, "esp8266", /topic must not contain ", \\ or control characters/],
+    [{ ...good, prefix: "kitchen\\" }, "esp8266", /prefix must not contain ", \\ or control characters/],
+    [{ ...good, prefix: "a\tb" }, "esp8266", /prefix must not contain ", \\ or control characters/],
+    [{ ...good, clientId: "led.kitchen" }, "esp8266", /clientId may hold only letters, digits, - and _/],
   ] as const)("rejects a bad setting with a clear message (%#)", (cfg, modem, msg) => {
     expect(validate(JSON.parse(JSON.stringify(cfg)), modem).join("\n")).toMatch(msg);
+  });
+
+  it("a UTF-8 prefix and a client id of letters, digits, - and _ pass", () => {
+    expect(validate({ ...good, prefix: "küche", clientId: "led-41573033_x" }, "esp8266")).toEqual([]);
   });
 
   it("a missing file is one error that says how to create it, unless LED_* variables stand in for it", () => {
