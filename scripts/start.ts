@@ -21,7 +21,7 @@ import mqttPacket from "mqtt-packet";
 import { VirtualBoard } from "./virtual-board/index";
 import { createModemSim } from "./modem-sim/index";
 import type { BoardDef, ModemKind } from "../src/board/board";
-import { DEFAULT_PORT, DEFAULT_WS_PORT, startBroker } from "./broker";
+import { DEFAULT_PORT, DEFAULT_WS_PORT, reachableAddresses, startBroker } from "./broker";
 import { boardId, boardIds, helpText, listenAddress, modemKind, MODEMS, parseOptions, portNumber, UsageError, wholeNumber, type OptionSpec } from "./options";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -168,7 +168,8 @@ export async function startDemo(o: DemoOptions = {}): Promise<Demo> {
     return vb;
   };
 
-  const pageUrl = broker.pageUrl();
+  // On 0.0.0.0, the address a phone on the network would use.
+  const pageUrl = broker.pageUrl(reachableAddresses(listenOn)[0]);
   print(`broker  mqtt://${listenOn}:${port}  ws://${listenOn}:${wsPort}`);
   print(`board   ${board.title} running firmware/${board.id}-${modem}.js (${code.length} bytes) with a simulated ${modem.toUpperCase()}`);
   print(`phone   ${pageUrl}   (the control page; or: mosquitto_pub -h 127.0.0.1 -p ${port} -t led -m on)`);

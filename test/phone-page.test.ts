@@ -25,6 +25,10 @@ import { ROOT } from "../scripts/bundle";
 import { startDemo, type Demo } from "../scripts/start";
 import { startBroker, type PhoneBroker } from "../scripts/broker";
 
+// The page's globals, for the functions run inside it by page.evaluate (tsconfig has no DOM types).
+declare const document: any, window: any, MutationObserver: any;
+type HTMLLinkElement = { href: string };
+
 const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
 const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium && !process.env.CI) console.log(`phone page tests skipped: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
