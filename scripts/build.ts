@@ -16,10 +16,14 @@
  * Options (CLI): --entry <file.ts> (a stand-in for src/app/main.ts), --no-typecheck (skips
  * the tsc runs; a type error still fails the bundles),
  * --out <dir> (default firmware/), --board <id> (only that board).
+ *
+ * The output directory changes only when the whole build has succeeded: the scripts
+ * are written to a temporary directory first and then moved in, each replacing the
+ * old one at once. A failed or interrupted (Ctrl-C) build leaves the previous
+ * scripts as they were.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Plugin, RollupCache } from "rollup";
@@ -101,7 +105,35 @@ export function externalFiles(files: string[]): Plugin {
  */
 export interface BuildContext { cache: { value?: RollupCache }; incrementalDir: string; terser: Plugin }
 export function newContext(): BuildContext {
-  return { cache: {}, incrementalDir: mkdtempSync(path.join(tmpdir(), "fw-build-")), terser: terserPlugin() };
+  return { cache: {}, incrementalDir: buildTmpDir("ts"), terser: terserPlugin() };
+}
+
+/**
+ * Where builds keep their temporary directories: tmp/build/<pid>-<what>-XXXXXX (tmp/ is
+ * git-ignored). A build removes its own when it ends; one that was killed mid-way
+ * (Ctrl-C under tsx can end a busy build with SIGKILL) leaves them for the next
+ * build to sweep (sweepBuildDirs).
+ */
+export const BUILD_TMP = path.join(ROOT, "tmp", "build");
+function buildTmpDir(what: string): string {
+  mkdirSync(BUILD_TMP, { recursive: true });
+  return mkdtempSync(path.join(BUILD_TMP, `${process.pid}-${what}-`));
+}
+function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+/** Removes the temporary directories of builds whose process is gone. */
+export function sweepBuildDirs(): void {
+  if (!existsSync(BUILD_TMP)) return;
+  for (const name of readdirSync(BUILD_TMP)) {
+    if (!alive(Number(name.split("-")[0]))) rmSync(path.join(BUILD_TMP, name), { recursive: true, force: true });
+  }
 }
 export function closeContext(ctx: BuildContext): void {
   rmSync(ctx.incrementalDir, { recursive: true, force: true });
@@ -323,14 +355,42 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   const findings: Record<string, Finding[]> = {};
   const files: string[] = [];
 
-  // Stale scripts never survive a build, failed or not.
-  mkdirSync(outDir, { recursive: true });
-  for (const f of readdirSync(outDir)) if (f.endsWith(".js")) rmSync(path.join(outDir, f));
-
   if (!existsSync(path.resolve(ROOT, entry))) {
     return { ok: false, errors: [`entry ${entry} does not exist`], files, findings };
   }
 
+  // Temporary directories (the scripts before they are moved in, TypeScript's
+  // incremental state) go when the build ends, and when the process exits mid-build;
+  // those of builds killed before they could clean up go now.
+  sweepBuildDirs();
+  const staging = buildTmpDir("out");
+  const ctx = newContext();
+  const cleanUp = () => {
+    rmSync(staging, { recursive: true, force: true });
+    closeContext(ctx);
+  };
+  process.on("exit", cleanUp);
+  try {
+    return await buildInto(opts, { entry, outDir, staging, ctx, log, errors, findings, files });
+  } finally {
+    process.off("exit", cleanUp);
+    cleanUp();
+  }
+}
+
+interface BuildState {
+  entry: string;
+  outDir: string;
+  staging: string;
+  ctx: BuildContext;
+  log: (line: string) => void;
+  errors: string[];
+  findings: Record<string, Finding[]>;
+  files: string[];
+}
+
+async function buildInto(opts: BuildOptions, st: BuildState): Promise<BuildResult> {
+  const { entry, outDir, staging, ctx, log, errors, findings, files } = st;
   // Both type checks run as `tsc --noEmit` in child processes while this one bundles.
   // The firmware program is tsconfig.firmware.json plus the entry (when it lies outside src/).
   // (Bundling type-checks the firmware program too, with noEmitOnError; tsc lists every error.)
@@ -342,16 +402,15 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
 
   let sizes: SizeReport | undefined;
   const scripts = new Map<string, string>();
-  const ctx = newContext();
   try {
     let boards = await loadBoards();
     if (opts.only?.length) boards = boards.filter((b) => opts.only!.includes(b.board.id));
     if (!boards.length) errors.push("no boards to build");
+    const n = boards.reduce((k, b) => k + b.board.modems.length, 0);
+    log(`building ${n} script(s) for ${boards.map((b) => b.board.id).join(", ")}: ${path.relative(ROOT, outDir) || outDir}/ changes only if all of them succeed`);
     sizes = await measureSizes({ ctx, entry, boards, scripts });
   } catch (e: any) {
     errors.push(String(e && e.message ? e.message : e));
-  } finally {
-    closeContext(ctx);
   }
 
   for (const { r, name } of await Promise.all(checks)) {
@@ -371,17 +430,27 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   }
 
   if (!errors.length) {
-    for (const [file, code] of scripts) {
-      writeFileSync(path.join(outDir, file), code);
-      files.push(path.join(outDir, file));
+    // Everything is written aside first; then stale scripts (a board or modem no longer
+    // built) go, and each new file replaces the old one with a rename.
+    for (const [file, code] of scripts) writeFileSync(path.join(staging, file), code);
+    if (sizes) writeFileSync(path.join(staging, "sizes.json"), JSON.stringify(sizes, null, 2) + "\n");
+    mkdirSync(outDir, { recursive: true });
+    for (const f of readdirSync(outDir)) if (f.endsWith(".js") && !scripts.has(f)) rmSync(path.join(outDir, f));
+    for (const f of readdirSync(staging)) {
+      const part = path.join(outDir, `.${f}.${process.pid}.part`);
+      copyFileSync(path.join(staging, f), part);
+      renameSync(part, path.join(outDir, f));
+      if (f.endsWith(".js")) files.push(path.join(outDir, f));
     }
-    if (sizes) writeFileSync(path.join(outDir, "sizes.json"), JSON.stringify(sizes, null, 2) + "\n");
   }
   if (sizes) log(formatSizes(sizes));
   return { ok: errors.length === 0, errors, files, sizes, findings };
 }
 
 async function main(): Promise<void> {
+  // Ctrl-C: exit handlers remove the temporary directories; the output directory is untouched.
+  process.on("SIGINT", () => process.exit(130));
+  process.on("SIGTERM", () => process.exit(143));
   const args = process.argv.slice(2);
   const val = (flag: string) => {
     const i = args.indexOf(flag);

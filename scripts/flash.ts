@@ -167,8 +167,7 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
 
   // The configuration (never printed unredacted).
   const configFile = path.resolve(ROOT, o.config ?? "config.json");
-  if (o.config && !existsSync(configFile)) errors.push(`config: ${o.config} does not exist (copy config.example.json)`);
-  const { config, errors: cfgErrors } = loadConfig({ file: configFile, env: o.env ?? process.env, modem });
+  const { config, errors: cfgErrors } = loadConfig({ file: configFile, required: !!o.config, env: o.env ?? process.env, modem });
   errors.push(...cfgErrors.map((e) => "config: " + e));
   const clean = redactor(config);
   if (errors.length) return { ok: false, errors: errors.map(clean) };

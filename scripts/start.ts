@@ -1,30 +1,32 @@
 /**
- * `npm start`: the firmware working with no hardware. An Aedes broker on
- * loopback (TCP and WebSocket), the modem simulator in front of it, and the
- * virtual board running the exact bytes of a built firmware/*.js on the real
- * clock. Prints the LED, the board's log (modem states) and a readable trace
- * of every MQTT packet between the board and the broker.
+ * `npm start`: the firmware working with no hardware. The broker of `npm run broker`
+ * (Aedes on TCP and WebSocket, and the phone page) on loopback, the modem simulator
+ * in front of it, and the virtual board running the exact bytes of a built
+ * firmware/*.js on the real clock. Prints the LED, the board's log (modem states),
+ * a readable trace of every MQTT packet between the board and the broker, and the
+ * phone page's address.
  *
- *   tsx scripts/start.ts [--board espruino-wifi] [--modem esp8266] [--port 1883]
- *                        [--ws-port 8883] [--listen 127.0.0.1] [--keepalive 60]
- *                        [--baud 115200 (0 = unpaced)] [--duration SECONDS] [--quiet]
- *                        [--pcap FILE]
+ *   npm start -- [--board espruino-wifi] [--modem esp8266] [--port 1883] [--ws-port 9001]
+ *                [--listen 127.0.0.1] [--keepalive 60] [--baud 115200 (0 = unpaced)]
+ *                [--duration SECONDS] [--quiet] [--no-build] [--pcap FILE] [--help]
  *
  * --pcap FILE writes every byte between the board and the broker as a capture
  * file (./pcap.ts) that Wireshark or `tshark -r FILE -Y mqtt` opens.
+ *
+ * The options are checked before anything starts; then the firmware is built
+ * (scripts/build.ts, unless --no-build), then the demo runs.
  */
 import net from "node:net";
-import http from "node:http";
 import { readFileSync, existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { Aedes } from "aedes";
-import { WebSocketServer, createWebSocketStream } from "ws";
 import mqttPacket from "mqtt-packet";
 import { VirtualBoard } from "./virtual-board/index";
 import { createModemSim } from "./modem-sim/index";
 import { PcapWriter, type TcpFlow } from "./pcap";
 import type { BoardDef, ModemKind } from "../src/board/board";
+import { DEFAULT_PORT, DEFAULT_WS_PORT, reachableAddresses, startBroker } from "./broker";
+import { boardId, boardIds, helpText, listenAddress, modemKind, MODEMS, parseOptions, portNumber, UsageError, wholeNumber, type OptionSpec } from "./options";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -33,7 +35,7 @@ export interface DemoOptions {
   modem?: ModemKind;
   /** Broker TCP port (0 = any free port). */
   port?: number;
-  /** Broker WebSocket port (0 = any free port, -1 = none). */
+  /** Broker WebSocket and phone page port (0 = any free port). */
   wsPort?: number;
   /** Address the broker listens on; loopback unless asked. */
   listen?: string;
@@ -48,9 +50,20 @@ export interface DemoOptions {
 
 export interface Demo {
   port: number;
-  wsPort: number | undefined;
+  wsPort: number;
+  /** The phone page on the WebSocket port. */
+  pageUrl: string;
   board: BoardDef;
+  /** The running virtual board (a new one after startBoard()). */
   vb: VirtualBoard;
+  /**
+   * The board loses power: the virtual board stops where it is and its modem's TCP
+   * link is left open and silent, so the broker notices only when the keep-alive
+   * runs out (1.5 × keepAlive) and publishes the board's last will.
+   */
+  stopBoard(): void;
+  /** Power comes back: a fresh virtual board boots the same script (same chip, same client id). */
+  startBoard(): void;
   stop(): Promise<void>;
 }
 
@@ -124,39 +137,20 @@ function traceProxy(brokerPort: number, print: (s: string) => void, cap?: PcapWr
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
 }
 
-function listen(server: net.Server | http.Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => resolve((server.address() as net.AddressInfo).port));
-  });
-}
-
 export async function startDemo(o: DemoOptions = {}): Promise<Demo> {
   const print = o.print ?? ((s: string) => console.log(s));
   const modem: ModemKind = o.modem ?? "esp8266";
-  const boardId = o.board ?? (modem === "sim800" ? "pico" : "espruino-wifi");
-  const boardFile = path.join(ROOT, "boards", boardId + ".ts");
-  if (!existsSync(boardFile)) throw new Error(`no board "${boardId}" in boards/`);
+  const id = o.board ?? (modem === "sim800" ? "pico" : "espruino-wifi");
+  const boardFile = path.join(ROOT, "boards", id + ".ts");
+  if (!existsSync(boardFile)) throw new Error(`no board "${id}" in boards/`);
   const board: BoardDef = (await import(pathToFileURL(boardFile).href)).default;
   if (!board.modems.includes(modem)) throw new Error(`${board.title} is built for ${board.modems.join(", ")}, not ${modem}`);
   const script = path.join(ROOT, "firmware", `${board.id}-${modem}.js`);
   if (!existsSync(script)) throw new Error(`${path.relative(ROOT, script)} is missing: run npm run build`);
 
   const listenOn = o.listen ?? "127.0.0.1";
-  const broker = await Aedes.createBroker();
-  const tcp = net.createServer(broker.handle);
-  const port = await listen(tcp, o.port ?? 1883, listenOn).catch((e: NodeJS.ErrnoException) => {
-    throw new Error(e.code === "EADDRINUSE" ? `port ${o.port ?? 1883} is taken: try --port 0 or stop the other broker` : e.message);
-  });
-  let wsPort: number | undefined;
-  let httpServer: http.Server | undefined;
-  let wss: WebSocketServer | undefined;
-  if ((o.wsPort ?? 8883) >= 0) {
-    httpServer = http.createServer();
-    wss = new WebSocketServer({ server: httpServer });
-    wss.on("connection", (ws) => broker.handle(createWebSocketStream(ws) as unknown as net.Socket));
-    wsPort = await listen(httpServer, o.wsPort ?? 8883, listenOn);
-  }
+  const broker = await startBroker({ port: o.port ?? DEFAULT_PORT, wsPort: o.wsPort ?? DEFAULT_WS_PORT, listen: listenOn });
+  const { port, wsPort } = broker;
   const cap = o.pcap ? new PcapWriter(o.pcap) : undefined;
   const flows = new Set<TcpFlow>();
   const proxy = await traceProxy(port, print, cap, flows);
@@ -174,78 +168,151 @@ export async function startDemo(o: DemoOptions = {}): Promise<Demo> {
     broker: { host: "broker.local", port: 1883 },
     keepAlive: o.keepAlive ?? 60,
   };
-  const vb = new VirtualBoard({ board, clock: "real", storage: { "led.json": JSON.stringify(config) } });
-  const uart = vb.uart(board.uart);
-  uart.onWrite((bytes) => sim.receive(bytes));
-  sim.on("tx", (chunk: string) => uart.inject(chunk));
-  const ledPin = board.led;
-  vb.on("pin", (name: string, level: number) => {
-    // The ESP8266 restarts when the board releases its CH_PD line.
-    if (modem === "esp8266" && name === board.enable && level === 1) sim.reboot();
-    if (modem === "sim800" && name === board.pwrkey && level === 1) sim.reboot();
-    if (name === ledPin) print(`LED     ${(level === 1) !== !!board.ledActiveLow ? "● on" : "○ off"}`);
-  });
-  vb.onLog((line) => print(`board   ${line.trimEnd()}`));
+  const code = readFileSync(script, "latin1");
+  const toBoard = (chunk: string) => demo.vb.uart(board.uart).inject(chunk);
+  sim.on("tx", toBoard);
 
-  print(`broker  mqtt://${listenOn}:${port}` + (wsPort !== undefined ? `  ws://${listenOn}:${wsPort}` : ""));
-  print(`board   ${board.title} running firmware/${board.id}-${modem}.js (${readFileSync(script).length} bytes) with a simulated ${modem.toUpperCase()}`);
-  print(`phone   mosquitto_pub -h 127.0.0.1 -p ${port} -t led -m on   (or off, toggle)`);
+  /** A virtual board wired to the simulator, running the script. */
+  const boot = (): VirtualBoard => {
+    const vb = new VirtualBoard({ board, clock: "real", storage: { "led.json": JSON.stringify(config) } });
+    vb.uart(board.uart).onWrite((bytes) => sim.receive(bytes));
+    const ledPin = board.led;
+    vb.on("pin", (name: string, level: number) => {
+      // The ESP8266 restarts when the board releases its CH_PD line.
+      if (modem === "esp8266" && name === board.enable && level === 1) sim.reboot();
+      if (modem === "sim800" && name === board.pwrkey && level === 1) sim.reboot();
+      if (name === ledPin) print(`LED     ${(level === 1) !== !!board.ledActiveLow ? "● on" : "○ off"}`);
+    });
+    vb.onLog((line) => print(`board   ${line.trimEnd()}`));
+    return vb;
+  };
+
+  // On 0.0.0.0, the address a phone on the network would use.
+  const pageUrl = broker.pageUrl(reachableAddresses(listenOn)[0]);
+  print(`broker  mqtt://${listenOn}:${port}  ws://${listenOn}:${wsPort}`);
+  print(`board   ${board.title} running firmware/${board.id}-${modem}.js (${code.length} bytes) with a simulated ${modem.toUpperCase()}`);
+  print(`phone   ${pageUrl}   (the control page; or: mosquitto_pub -h 127.0.0.1 -p ${port} -t led -m on)`);
   if (cap) print(`capture ${cap.file}   (Wireshark, or: tshark -r ${cap.file} -Y mqtt)`);
-  vb.run(readFileSync(script, "latin1"));
 
-  return {
-    port, wsPort, board, vb,
+  let running = true;
+  const demo: Demo = {
+    port, wsPort, pageUrl, board,
+    vb: boot(),
+    stopBoard() {
+      if (!running) return;
+      running = false;
+      demo.vb.dispose();
+      sim.off("tx", toBoard);
+      print("board   powered off (its TCP link left open and silent)");
+    },
+    startBoard() {
+      if (running) return;
+      running = true;
+      demo.vb = boot();
+      sim.on("tx", toBoard);
+      print("board   powered on");
+      demo.vb.run(code);
+    },
     async stop() {
-      vb.dispose();
+      demo.vb.dispose();
       sim.close();
       // the capture ends with the board closing each connection still open
       for (const f of flows) f.close("board");
       flows.clear();
       cap?.close();
       proxy.close();
-      wss?.clients.forEach((c) => c.terminate());
-      wss?.close();
-      httpServer?.close();
-      tcp.close();
-      await new Promise<void>((r) => broker.close(() => r()));
+      await broker.stop();
     },
   };
+  demo.vb.run(code);
+  return demo;
 }
 
-function parseArgs(argv: string[]): DemoOptions & { duration?: number; quiet?: boolean } {
-  const o: DemoOptions & { duration?: number; quiet?: boolean } = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const v = () => {
-      const x = argv[++i];
-      if (x === undefined) throw new Error(`${a} needs a value`);
-      return x;
-    };
-    if (a === "--board") o.board = v();
-    else if (a === "--modem") o.modem = v() as ModemKind;
-    else if (a === "--port") o.port = Number(v());
-    else if (a === "--ws-port") o.wsPort = Number(v());
-    else if (a === "--listen") o.listen = v();
-    else if (a === "--keepalive") o.keepAlive = Number(v());
-    else if (a === "--baud") o.baud = Number(v());
-    else if (a === "--duration") o.duration = Number(v());
-    else if (a === "--quiet") o.quiet = true;
-    else if (a === "--pcap") o.pcap = v();
-    else throw new Error(`unknown option ${a} (see the top of scripts/start.ts)`);
+/** Whole numbers from 1200 to 4,000,000, or 0 (unpaced). */
+function baudRate(text: string, flag: string): number {
+  if (text === "0") return 0;
+  return wholeNumber(1200, 4_000_000, " (or 0: unpaced)")(text, flag);
+}
+
+export const START_OPTIONS: OptionSpec[] = [
+  { flag: "--board", arg: "ID", help: "the board to simulate (default espruino-wifi, or pico with --modem sim800)", parse: boardId },
+  { flag: "--modem", arg: "KIND", help: `the modem: ${MODEMS.join(" or ")} (default esp8266)`, parse: modemKind },
+  { flag: "--port", arg: "N", help: `broker's MQTT over TCP port (default ${DEFAULT_PORT}; 0: any free port)`, parse: portNumber },
+  { flag: "--ws-port", arg: "N", help: `broker's MQTT over WebSocket port, also the phone page (default ${DEFAULT_WS_PORT}; 0: any free port)`, parse: portNumber },
+  { flag: "--listen", arg: "ADDRESS", help: "address the broker listens on: 127.0.0.1 (default) or 0.0.0.0 (lets a phone on your network in)", parse: listenAddress },
+  { flag: "--keepalive", key: "keepAlive", arg: "SECONDS", help: "the board's MQTT keep-alive, 5 to 65535 (default 60)", parse: wholeNumber(5, 65535, " (seconds)") },
+  { flag: "--baud", arg: "N", help: "UART rate the simulated modem paces bytes at (default the board's; 0: unpaced)", parse: baudRate },
+  { flag: "--duration", arg: "SECONDS", help: "stop by itself after this long, 1 to 86400", parse: wholeNumber(1, 86400, " (seconds)") },
+  { flag: "--quiet", help: "print nothing once running" },
+  { flag: "--no-build", help: "run the scripts already in firmware/ instead of building first" },
+  { flag: "--pcap", arg: "FILE", help: "write every byte between the board and the broker to FILE as a capture (Wireshark, tshark -r FILE -Y mqtt)"},
+];
+
+export type StartCli = DemoOptions & { duration?: number; quiet?: boolean; noBuild?: boolean; help?: boolean };
+
+/**
+ * Parses and checks `npm start`'s command line before anything starts: every value,
+ * the board and modem pair, distinct ports. Throws UsageError with one message.
+ */
+export async function parseStartArgs(argv: string[]): Promise<StartCli> {
+  const o = parseOptions(argv, START_OPTIONS) as StartCli;
+  if (o.help) return o;
+  const modem = o.modem ?? "esp8266";
+  const id = o.board ?? (modem === "sim800" ? "pico" : "espruino-wifi");
+  const board: BoardDef = (await import(pathToFileURL(path.join(ROOT, "boards", id + ".ts")).href)).default;
+  if (!board.modems.includes(modem)) {
+    throw new UsageError(`${o.board ? "--board " + id : "the default board " + id} is built for ${board.modems.join(" and ")}, not --modem ${modem}`);
   }
+  const port = o.port ?? DEFAULT_PORT, wsPort = o.wsPort ?? DEFAULT_WS_PORT;
+  if (port !== 0 && port === wsPort) throw new UsageError(`--port and --ws-port must differ (both are ${port})`);
   return o;
 }
 
+/** The help text, with the boards (and their modems) and the modems. */
+export async function startHelp(): Promise<string> {
+  const boards: string[] = [];
+  for (const id of boardIds()) {
+    const b: BoardDef = (await import(pathToFileURL(path.join(ROOT, "boards", id + ".ts")).href)).default;
+    boards.push(`  ${id.padEnd(16)}${b.title} (${b.modems.join(", ")})`);
+  }
+  return helpText("npm start -- [options]", START_OPTIONS, ["", "boards (--board):", ...boards, "", `modems (--modem): ${MODEMS.join(", ")}`]);
+}
+
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const fail = (msg: string, code: number) => {
+    process.stderr.write(`npm start: ${msg}\n`);
+    process.exit(code);
+  };
+  let opts: StartCli;
   try {
-    const opts = parseArgs(process.argv.slice(2));
-    const demo = await startDemo({ ...opts, print: opts.quiet ? () => {} : undefined });
+    opts = await parseStartArgs(process.argv.slice(2));
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    fail(`${e.message}\n(npm start -- --help lists the options, boards and modems)`, 2);
+  }
+  if (opts!.help) {
+    console.log(await startHelp());
+    process.exit(0);
+  }
+  // Ctrl-C while building: exit handlers remove the build's temporary directory; firmware/ is untouched.
+  const interrupted = () => process.exit(130);
+  process.on("SIGINT", interrupted);
+  process.on("SIGTERM", interrupted);
+  if (!opts!.noBuild) {
+    console.log("npm start: building the firmware first (scripts/build.ts; --no-build skips it)");
+    const { build } = await import("./build");
+    const r = await build();
+    if (!r.ok) fail(["the build failed; firmware/ is left as it was:", ...r.errors].join("\n"), 1);
+  }
+  try {
+    const demo = await startDemo({ ...opts!, print: opts!.quiet ? () => {} : undefined });
     const stop = async () => { await demo.stop(); process.exit(0); };
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
     process.on("SIGINT", stop);
     process.on("SIGTERM", stop);
-    if (opts.duration) setTimeout(stop, opts.duration * 1000);
+    if (opts!.duration) setTimeout(stop, opts!.duration * 1000);
   } catch (e) {
-    console.error(`npm start: ${(e as Error).message}`);
-    process.exit(1);
+    fail((e as Error).message, 1);
   }
 }

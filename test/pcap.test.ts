@@ -126,7 +126,7 @@ describe("npm start -- --pcap FILE", () => {
     const file = path.join(dir, "demo.pcap");
     // the real command line, bounded by --duration; keep-alive 5 s so a PINGREQ comes round
     const proc = spawn(path.join(ROOT, "node_modules/.bin/tsx"),
-      ["scripts/start.ts", "--pcap", file, "--duration", "14", "--keepalive", "5", "--port", "0", "--ws-port", "0", "--baud", "0"],
+      ["scripts/start.ts", "--no-build", "--pcap", file, "--duration", "14", "--keepalive", "5", "--port", "0", "--ws-port", "0", "--baud", "0"],
       { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     proc.stdout.on("data", (d) => (out += d));

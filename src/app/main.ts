@@ -10,6 +10,7 @@ import { MqttClient } from "../session/index";
 import type { Clock } from "../session/transport";
 import { CONFIG_FILE, type DeviceConfig } from "./config";
 import { LED_IGNORE, nextLevel, parseCommand } from "./led";
+import { announce } from "./discovery";
 
 // Espruino's timers as the Clock. Every layer clears only timers still pending
 // (Espruino throws on a fired id, and reuses ids), so no wrapper is needed.
@@ -60,10 +61,11 @@ function start(): void {
     ssl: c.broker.tls,
   }, c.wifi, c.gprs));
 
+  // The chip's 96-bit serial is "XXXXXXXX-XXXXXXXX-XXXXXXXX"; its last two words make a 21-character id.
+  const id = c.clientId || "led-" + getSerial().slice(-17);
   // host, port, username and password come straight from led.json's "broker".
   const client = new MqttClient(modem, clock, Object.assign({
-    // The chip's 96-bit serial is "XXXXXXXX-XXXXXXXX-XXXXXXXX"; its last two words make a 21-character id.
-    clientId: c.clientId || "led-" + getSerial().slice(-17),
+    clientId: id,
     keepAlive: c.keepAlive || 60,
     clean: false,
     will: { topic: base + "/status", payload: "offline", qos: 1 as const, retain: true },
@@ -74,11 +76,14 @@ function start(): void {
   client.onConnect = () => {
     client.publish(base + "/status", "online", 0, true);
     report();
+    // Home Assistant discovery (./discovery.ts), retained, on every connect.
+    announce(client, id, base);
   };
   client.onMessage = (topic: string, payload: string) => {
     if (topic != base) return;
     const cmd = parseCommand(payload);
-    if (cmd == LED_IGNORE) return log("led: ignored " + JSON.stringify(payload.slice(0, 16)));
+    // At most 16 bytes of it are shown; "..." says the payload went on.
+    if (cmd == LED_IGNORE) return log("led: ignored " + JSON.stringify(payload.slice(0, 16)) + (payload.length > 16 ? "..." : ""));
     lit = nextLevel(cmd, lit);
     show();
     report();

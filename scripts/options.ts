@@ -1,0 +1,94 @@
+/**
+ * Command-line options of `npm start` and `npm run broker`: parsed and checked
+ * before anything starts (no build, no listener), each bad value refused with one
+ * message naming the option and what it accepts.
+ */
+import net from "node:net";
+import { readdirSync } from "node:fs";
+import path from "node:path";
+import { ROOT } from "./bundle";
+
+/** A refused command line: the message to print (the caller adds how to get --help). */
+export class UsageError extends Error {}
+
+export interface OptionSpec {
+  /** "--port" */
+  flag: string;
+  /** Name of the value in the help ("N", "ADDRESS"); absent for a flag without a value. */
+  arg?: string;
+  help: string;
+  /** Property the value goes to (default: the flag camel-cased, "--ws-port" → wsPort). */
+  key?: string;
+  /** Turns the text into the value; throws UsageError (with the option's name) when it is not accepted. */
+  parse?: (text: string, flag: string) => unknown;
+}
+
+/** A whole number from min to max. */
+export function wholeNumber(min: number, max: number, what = ""): (text: string, flag: string) => number {
+  return (text, flag) => {
+    const n = /^\d+$/.test(text) ? Number(text) : NaN;
+    if (!(n >= min && n <= max)) throw new UsageError(`${flag} must be a whole number from ${min} to ${max}${what}, not ${JSON.stringify(text)}`);
+    return n;
+  };
+}
+
+/** A TCP port: 0 (any free port) to 65535. */
+export const portNumber = wholeNumber(0, 65535, " (0: any free port)");
+
+/** An IP address to listen on. */
+export function listenAddress(text: string, flag: string): string {
+  if (net.isIP(text) === 0 && text !== "localhost") {
+    throw new UsageError(`${flag} must be an IP address of this machine, such as 127.0.0.1 (this machine only) or 0.0.0.0 (every network), not ${JSON.stringify(text)}`);
+  }
+  return text;
+}
+
+/** Board ids: the file names in boards/. */
+export function boardIds(): string[] {
+  return readdirSync(path.join(ROOT, "boards")).filter((n) => n.endsWith(".ts") && !n.endsWith(".d.ts")).map((n) => n.slice(0, -3)).sort();
+}
+
+export function boardId(text: string, flag: string): string {
+  const known = boardIds();
+  if (!known.includes(text)) throw new UsageError(`${flag}: unknown board ${JSON.stringify(text)}; the boards are ${known.join(", ")}`);
+  return text;
+}
+
+export const MODEMS = ["esp8266", "sim800"] as const;
+export function modemKind(text: string, flag: string): (typeof MODEMS)[number] {
+  if (!(MODEMS as readonly string[]).includes(text)) throw new UsageError(`${flag} must be ${MODEMS.join(" or ")}, not ${JSON.stringify(text)}`);
+  return text as (typeof MODEMS)[number];
+}
+
+/**
+ * Parses argv against specs: values by spec.key, or the flag without the dashes,
+ * camel-cased ("--ws-port" → wsPort). "--help" / "-h" gives { help: true }. Throws UsageError
+ * for an unknown option, a missing value or a refused one.
+ */
+export function parseOptions(argv: string[], specs: OptionSpec[]): Record<string, unknown> & { help?: boolean } {
+  const out: Record<string, unknown> = {};
+  const key = (flag: string) => flag.replace(/^--/, "").replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--help" || a === "-h") return { help: true };
+    const [flag, inline] = a.startsWith("--") && a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, undefined];
+    const spec = specs.find((s) => s.flag === flag);
+    if (!spec) throw new UsageError(`unknown option ${JSON.stringify(a)}`);
+    if (!spec.arg) {
+      if (inline !== undefined) throw new UsageError(`${flag} takes no value`);
+      out[spec.key ?? key(flag)] = true;
+      continue;
+    }
+    const text = inline ?? argv[++i];
+    if (text === undefined || (inline === undefined && text.startsWith("--"))) throw new UsageError(`${flag} needs a value (${spec.arg})`);
+    out[spec.key ?? key(flag)] = spec.parse ? spec.parse(text, flag) : text;
+  }
+  return out;
+}
+
+/** The help text: usage line, options, then any extra lines. */
+export function helpText(usage: string, specs: OptionSpec[], extra: string[] = []): string {
+  const left = specs.map((s) => `  ${s.flag}${s.arg ? " " + s.arg : ""}`);
+  const w = Math.max(...left.map((l) => l.length)) + 2;
+  return [`usage: ${usage}`, "", "options:", ...specs.map((s, i) => left[i].padEnd(w) + s.help), `  ${"--help".padEnd(w - 2)}this text`, ...extra].join("\n");
+}
