@@ -6,9 +6,8 @@
  * Blocks are reported net of a baseline: the same interpreter with only the
  * measuring prelude in Storage, asked the same way over its console.
  */
-import mqtt, { type MqttClient } from "mqtt";
 import { startAedes, type AedesBroker } from "../test/support/brokers";
-import { RealBoard, type RealBoardOptions } from "../test/support/real-board";
+import { Phone, RealBoard, sleep, until, type RealBoardOptions } from "../test/support/real-board";
 import type { ModemKind } from "../src/board/board";
 
 /**
@@ -60,43 +59,6 @@ export interface MeasureOptions {
   topic?: string;
   echo?: boolean;
   log?: (s: string) => void;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(pred: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(2);
-  }
-}
-
-/** The phone: MQTT.js subscribed to the app's topics, counting state reports. */
-export class Phone {
-  states: string[] = [];
-  status = "";
-  private constructor(readonly client: MqttClient) {}
-  static async connect(port: number, topic = "led"): Promise<Phone> {
-    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 200, clientId: "phone-" + Math.random().toString(16).slice(2, 8) });
-    const p = new Phone(client);
-    client.on("message", (t, m) => {
-      if (t === topic + "/state") p.states.push(m.toString());
-      if (t === topic + "/status") p.status = m.toString();
-    });
-    await client.subscribeAsync(topic + "/#", { qos: 1 });
-    return p;
-  }
-  /** Publishes one command and waits for the board's next state report; returns it. */
-  async command(payload: string, topic = "led", ms = 10_000): Promise<string> {
-    const n = this.states.length;
-    await this.client.publishAsync(topic, payload, { qos: 1 });
-    await until(() => this.states.length > n, ms, `a state report after "${payload}"`);
-    return this.states[this.states.length - 1];
-  }
-  async end(): Promise<void> {
-    await this.client.endAsync(true);
-  }
 }
 
 async function baseline(bin: string, modem: ModemKind, brokerPort: number): Promise<number> {

@@ -27,6 +27,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import mqtt, { type MqttClient } from "mqtt";
 import { createModemSim, type ModemSimCore } from "../../scripts/modem-sim/index";
 import type { ModemKind } from "../../src/board/board";
 import type { DeviceConfig } from "../../src/app/config";
@@ -70,7 +71,7 @@ export interface RealBoardOptions {
   noConfig?: boolean;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** JavaScript source that writes `files` to Storage, run once by the interpreter before the board starts. */
 function storageScript(files: Record<string, string>): string {
@@ -270,3 +271,40 @@ export class RealBoard {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/** Polls pred every 2 ms until it holds; throws after ms with what was awaited. */
+export async function until(pred: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(2);
+  }
+}
+
+/** The phone: MQTT.js subscribed to the app's topics, counting state reports. */
+export class Phone {
+  states: string[] = [];
+  status = "";
+  private constructor(readonly client: MqttClient) {}
+  static async connect(port: number, topic = "led"): Promise<Phone> {
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 200, clientId: "phone-" + Math.random().toString(16).slice(2, 8) });
+    const p = new Phone(client);
+    client.on("message", (t, m) => {
+      if (t === topic + "/state") p.states.push(m.toString());
+      if (t === topic + "/status") p.status = m.toString();
+    });
+    await client.subscribeAsync(topic + "/#", { qos: 1 });
+    return p;
+  }
+  /** Publishes one command and waits for the board's next state report; returns it. */
+  async command(payload: string, topic = "led", ms = 10_000): Promise<string> {
+    const n = this.states.length;
+    await this.client.publishAsync(topic, payload, { qos: 1 });
+    await until(() => this.states.length > n, ms, `a state report after "${payload}"`);
+    return this.states[this.states.length - 1];
+  }
+  async end(): Promise<void> {
+    await this.client.endAsync(true);
+  }
+}
+
