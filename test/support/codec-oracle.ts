@@ -195,17 +195,18 @@ export function oracleParse(s: string): Packet[] {
 
 export interface Collected {
   packets: Packet[];
-  errors: { message: string; fatal: boolean }[];
+  /** dropped: the qos and packet id of a drained PUBLISH at QoS 1/2 (only when given). */
+  errors: { message: string; fatal: boolean; dropped?: { qos: number; id: number } }[];
 }
 
 /** A sink that records everything. */
-export function collector(): Collected & { sink: { packet(p: Packet): void; error(m: string, f: boolean): void } } {
+export function collector(): Collected & { sink: { packet(p: Packet): void; error(m: string, f: boolean, d?: { qos: number; id: number } | 0): void } } {
   const c: Collected = { packets: [], errors: [] };
   return {
     ...c,
     sink: {
       packet: (p) => c.packets.push(p),
-      error: (message, fatal) => c.errors.push({ message, fatal }),
+      error: (message, fatal, dropped) => c.errors.push(dropped ? { message, fatal, dropped } : { message, fatal }),
     },
   };
 }
