@@ -271,6 +271,44 @@ describe.each([["Node", false], ["Espruino", true]] as const)("commands, queue, 
     expect(r.reply()).toEqual({ final: "TIMEOUT", lines: ["some line"] });
   });
 
+  it("a data command whose '> ' does not come within 3 s ends with TIMEOUT, whatever its own timeout; a late prompt writes nothing", () => {
+    const r = new Rig("whole", esp);
+    r.send("AT+CIPSEND=2", { data: "\xc0\x00", timeout: 85_000 });
+    r.send("AT+CIPCLOSE", { timeout: 5000, finals: ["CLOSE"] });
+    r.clock.advance(2999);
+    expect(r.replies).toHaveLength(0);
+    r.clock.advance(1);
+    expect(r.reply(0)).toEqual({ final: "TIMEOUT", lines: [] });
+    // the usual quiet gap after a TIMEOUT, then the next command (not 85 s behind the stuck one)
+    r.clock.advance(500);
+    expect(r.written).toBe("AT+CIPSEND=2\r\nAT+CIPCLOSE\r\n");
+    r.feed("> ");
+    expect(r.written).toBe("AT+CIPSEND=2\r\nAT+CIPCLOSE\r\n");
+    r.feed("CLOSE OK\r\n");
+    expect(r.reply(1).final).toBe("CLOSE OK");
+    expect(r.clock.pending).toBe(0);
+  });
+
+  it("once the data is written, a data command waits its whole timeout (from the prompt) for SEND OK", () => {
+    const r = new Rig("whole", esp);
+    r.send("AT+CIPSEND=3", { data: "abc", timeout: 85_000 });
+    r.clock.advance(2900);
+    r.feed("\r\n> ");
+    expect(r.written).toBe("AT+CIPSEND=3\r\nabc");
+    r.clock.advance(84_999);
+    expect(r.replies).toHaveLength(0);
+    r.clock.advance(1);
+    expect(r.reply()).toEqual({ final: "TIMEOUT", lines: [] });
+  });
+
+  it("a data command with a timeout under 3 s waits no longer than that for its prompt", () => {
+    const r = new Rig("whole", esp);
+    r.send("AT+CIPSEND=1", { data: "x", timeout: 1000 });
+    r.clock.advance(1000);
+    expect(r.reply().final).toBe("TIMEOUT");
+    expect(r.written).toBe("AT+CIPSEND=1\r\n");
+  });
+
   it("after a TIMEOUT, the late reply is swallowed and the next command waits for a quiet gap", () => {
     const r = new Rig("whole", esp);
     r.send("AT+SLOW", { timeout: 1000 });

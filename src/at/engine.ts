@@ -38,6 +38,9 @@
  * ends with final "BUSY" (its done() runs from a 0 ms timer, never inside
  * send()). A `data` command writes its data once, on the first ">" after the
  * command was written, never before, then waits for SEND OK/SEND FAIL/ERROR.
+ * A healthy modem prompts at once, so the wait for the prompt has its own bound:
+ * a `data` command with no "> " within 3 s (or its timeout, if shorter) ends
+ * with TIMEOUT; once the data is written its timeout starts again.
  * TIMEOUT: the command ends, and the engine turns "stale": it sends nothing
  * until no line has arrived for 500 ms; lines arriving meanwhile that are
  * not URCs (the late reply) are dropped. A reply later than that quiet gap
@@ -86,6 +89,8 @@ export interface AtCommand {
 
 /** Quiet gap (ms) required after a TIMEOUT before the next command is sent. */
 const GUARD = 500;
+/** Longest wait (ms) for the "> " prompt of a `data` command. */
+const PROMPT = 3e3;
 // Espruino's RegExp alternates only at the top level and has no "?" quantifier
 // (scripts/espruino-check.ts enforces it), hence the flat lists of "^" prefixes.
 /** Default finals besides "OK" (prefix match). */
@@ -158,7 +163,8 @@ export const AtEngine = function (this: AtEngine, uart: Uart, clock: Clock, log?
       if (!tm && (cur = queue.shift())) {
         lines = [];
         wrote = cur.data == null;
-        arm(+cur.timeout); // a number (not undefined: that would only clear)
+        // a number (not undefined: that would only clear); a data command first waits for its prompt
+        arm(wrote ? +cur.timeout : Math.min(cur.timeout, PROMPT));
         if ((last = cur.cmd)) {
           say(cur.secret ? last.split("=")[0] + "=<hidden>" : last);
           uart.write(last + "\r\n");
@@ -199,6 +205,7 @@ export const AtEngine = function (this: AtEngine, uart: Uart, clock: Clock, log?
           } else if (cur && !wrote) {
             wrote = 1;
             uart.write(cur.data!); // !wrote: it has data
+            arm(+cur.timeout); // now for SEND OK
           }
         } else if (p < 0 && !skip && !b[257]) break; // a line of at most 256 bytes plus "\r" is coming
         else {
