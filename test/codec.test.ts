@@ -275,7 +275,7 @@ describe("oversize packets", () => {
     expect(out.errors.map((e) => e.fatal)).toEqual([false, false, false]);
   });
 
-  it("a drained PUBLISH at QoS 1 or 2 reports its qos and packet id (read after the topic), in any chunking", () => {
+  it("a drained PUBLISH at QoS 1 or 2 comes with the ack it needs (PUBACK / PUBREC, the packet id read after the topic), in any chunking", () => {
     const q1 = enc({ type: 3, topic: "led", payload: "x".repeat(65536), qos: 1, retain: false, dup: true, id: 0x1234 });
     const q2 = enc({ type: 3, topic: "a/b", payload: "y".repeat(5000), qos: 2, retain: true, dup: false, id: 7 });
     const q0 = enc({ type: 3, topic: "led", payload: "z".repeat(5000), qos: 0, retain: false, dup: false });
@@ -292,8 +292,8 @@ describe("oversize packets", () => {
       }
       expect(c.packets, `chunks of ${size}`).toEqual([after, before]);
       expect(c.errors, `chunks of ${size}`).toEqual([
-        { message: "oversize", fatal: false, dropped: { qos: 1, id: 0x1234 } },
-        { message: "oversize", fatal: false, dropped: { qos: 2, id: 7 } },
+        { message: "oversize", fatal: false, ack: { type: 4, id: 0x1234 } },
+        { message: "oversize", fatal: false, ack: { type: 5, id: 7 } },
         { message: "oversize", fatal: false },
       ]);
       expect(most).toBeLessThanOrEqual(1024);

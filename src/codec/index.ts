@@ -18,7 +18,7 @@
  * been measured, so on the board invalid UTF-8 may get through as bytes.
  */
 import type { Bytes } from "../session/transport";
-import type { Packet, QoS } from "./packets";
+import type { AckPacket, Packet } from "./packets";
 
 export * from "./packets";
 
@@ -129,10 +129,11 @@ export interface DecoderSink {
   packet(p: Packet): void;
   /**
    * fatal: the stream is unusable (protocol error); otherwise one packet was dropped
-   * ("oversize"). For a dropped PUBLISH at QoS 1 or 2, `dropped` holds its qos and
-   * packet id, so that it can be acknowledged (else a broker sends it again forever).
+   * ("oversize"). For a dropped PUBLISH at QoS 1 or 2, `ack` is the acknowledgement
+   * it needs (PUBACK or PUBREC with its packet id): unacknowledged, a broker would
+   * send it again forever.
    */
-  error(message: string, fatal: boolean, dropped?: { qos: QoS; id: number } | 0): void;
+  error(message: string, fatal: boolean, ack?: AckPacket | 0): void;
 }
 
 /**
@@ -140,9 +141,9 @@ export interface DecoderSink {
  * fatal error "type"; ./server.ts's ServerDecoder, a host-only copy with a hook
  * for those bodies, decodes them). Never holds
  * more than maxPacket bytes; an oversize packet is skipped byte-exactly and
- * reported (non-fatal; for a PUBLISH at QoS 1/2 with its qos and packet id, read
- * from the header, when they lie within maxPacket bytes; a packet id 0 there is
- * the fatal error "id"). After a fatal error it ignores all input until reset().
+ * reported (non-fatal; for a PUBLISH at QoS 1/2 with the ack it needs, its packet
+ * id read from the header when it lies within maxPacket bytes; a packet id 0 there
+ * is the fatal error "id"). After a fatal error it ignores all input until reset().
  * clientSide is accepted for compatibility: this decoder is always client-side.
  * (push and reset are closures: smaller than methods sharing state through this.)
  */
@@ -210,10 +211,8 @@ export const Decoder = function (this: Decoder, maxPacket: number) {
           x = 0;
           if (t == 3 && f & 6) {
             if (b.length < maxPacket) return this._b = b;
-            if ((d = i + 2 + (C(i) << 8 | C(i + 1))) < maxPacket - 1) {
-              i = d;
-              x = { qos: f >> 1 & 3, id: id() };
-            }
+            // (i: past the topic; the id's two bytes must lie below maxPacket)
+            if ((i = u16() + i) < maxPacket - 1) x = { type: (f >> 1 & 3) + 3, id: id() };
           }
           s = n;
           sink.error("oversize", false, x);

@@ -56,8 +56,9 @@
  *   with sessionPresent=1 they are not. A filter the broker refuses (SUBACK 0x80:
  *   often temporary, an ACL being edited) is reported — to the subscribe callback the
  *   first time, else onError("subscription refused: <filter>") — and retried in one
- *   SUBSCRIBE of all refused filters after b ms, b doubling from backoffMin to
- *   backoffMax while refusals go on, back to backoffMin once none is refused.
+ *   SUBSCRIBE of all refused filters after b ms, b doubling with each retry from
+ *   backoffMin to backoffMax (a retry that finds the outgoing table full is dropped:
+ *   the next connect without a session subscribes to every filter anyway).
  *   The inbound QoS 2 table is cleared when sessionPresent=0.
  * - Inbound: QoS 0 delivered; QoS 1 delivered then PUBACK; QoS 2 delivered once,
  *   PUBREC (also for a duplicate with a pending id, not delivered again), PUBCOMP on
@@ -194,11 +195,15 @@ export const MqttClient = function (this: MqttClient, tr: Transport, clock: Cloc
     // a packet that cannot be encoded throws (encode), to the caller, and never enters the table
     t.length < o.maxInflight ? ((p.id = nid()), (p._c = cb), encode(p), t.push(p), on && resend(p)) : fin(cb, "full");
   };
-  /** Subscribes again to the refused filters, unless a re-subscribe is on its way (its SUBACK decides). */
+  /**
+   * Subscribes again to the refused filters, through the table (sent now or after the
+   * next CONNACK; a full table drops the retry: the next connect without a session
+   * subscribes to every filter anyway). Never throws: those filters were encoded before.
+   */
   const retry = (l?: any) => {
     st = 0;
     l = subs.filter((s) => s._x);
-    l.length && !t.some((e) => e._r) && (t.push((l = { type: 8, id: nid(), subs: l, _r: 1 })), on && resend(l));
+    l.length && queue({ type: 8, subs: l, _r: 1 });
   };
   /** Keep-alive: acts when due, then re-arms itself for the next deadline. */
   const ka = () => {
@@ -252,10 +257,8 @@ export const MqttClient = function (this: MqttClient, tr: Transport, clock: Cloc
           subs.push(s);
           (s._x = (g = p.granted[j]) > 2) && (e._c ? (m = "refused") : err("subscription refused: " + s.topic));
         });
-        // a refused filter is tried again after the back-off; none refused: the back-off starts over
-        subs.some((s) => s._x)
-          ? st || ((st = clock.setTimeout(() => safe(retry), sb)), (sb = Math.min(sb * 2, o.backoffMax)))
-          : (sb = o.backoffMin);
+        // a refused filter is tried again after the back-off
+        subs.some((s) => s._x) && !st && ((st = clock.setTimeout(retry, sb)), (sb = Math.min(sb * 2, o.backoffMax)));
       }
       fin(e._c, m, g);
     }
@@ -263,7 +266,7 @@ export const MqttClient = function (this: MqttClient, tr: Transport, clock: Cloc
   const sink: DecoderSink = {
     packet: (p) => why || safe(onPacket, p),
     // a drained PUBLISH at QoS 1/2 is acknowledged all the same (PUBACK / PUBREC)
-    error: (m, f, d) => (f ? drop(m) : (err(m), d && on && !why && send({ type: d.qos + 3, id: d.id }))),
+    error: (m, f, a) => (f ? drop(m) : (err(m), a && on && send(a))),
   };
   const open = () => {
     const g = (f: (a: any) => void) => (a?: any) => h == cur && safe(f, a);

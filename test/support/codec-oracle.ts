@@ -195,18 +195,18 @@ export function oracleParse(s: string): Packet[] {
 
 export interface Collected {
   packets: Packet[];
-  /** dropped: the qos and packet id of a drained PUBLISH at QoS 1/2 (only when given). */
-  errors: { message: string; fatal: boolean; dropped?: { qos: number; id: number } }[];
+  /** ack: the acknowledgement a drained PUBLISH at QoS 1/2 needs (only when given). */
+  errors: { message: string; fatal: boolean; ack?: Packet }[];
 }
 
 /** A sink that records everything. */
-export function collector(): Collected & { sink: { packet(p: Packet): void; error(m: string, f: boolean, d?: { qos: number; id: number } | 0): void } } {
+export function collector(): Collected & { sink: { packet(p: Packet): void; error(m: string, f: boolean, a?: Packet | 0): void } } {
   const c: Collected = { packets: [], errors: [] };
   return {
     ...c,
     sink: {
       packet: (p) => c.packets.push(p),
-      error: (message, fatal, dropped) => c.errors.push(dropped ? { message, fatal, dropped } : { message, fatal }),
+      error: (message, fatal, ack) => c.errors.push(ack ? { message, fatal, ack } : { message, fatal }),
     },
   };
 }
