@@ -28,11 +28,11 @@ import { bundle, firmwareTsconfig, ROOT, terserPlugin } from "./bundle";
 import { checkEspruino, formatFinding, type Finding } from "./espruino-check";
 
 export const BUDGETS = {
-  codecSession: 4000,
+  codecSession: 4200,
   at: 1600,
   esp8266: 1600,
   sim800: 1800,
-  script: 8192,
+  script: 9216,
 } as const;
 
 export const DEFAULT_ENTRY = "src/app/main.ts";
