@@ -112,7 +112,8 @@ export interface AtEngine {
   send: (command: AtCommand) => void;
   /**
    * Ends the command in flight and every queued one with final "ABORTED" and clears
-   * the buffers. `live`: the modem is fine (the link is only being given up), so a
+   * the buffers. `live`: the modem is fine (the link is only being given up): the
+   * buffers stay (the rest of a +IPD frame still goes to onData), and a
    * `data` command whose "> " has not come yet may still be prompted for, and the
    * modem would take the next bytes as its data: for 3 s, or until a line other
    * than the prompt and a quiet gap, the engine sends nothing; a prompt then gets
@@ -255,8 +256,8 @@ export const AtEngine = function (this: AtEngine, uart: Uart, clock: Clock, log?
   self.abort = (live, q?: AtCommand[]) => {
     q = queue;
     queue = [];
-    buf = "";
-    owed = skip = 0;
+    // a live modem goes on talking: the framing stays (a +IPD frame under way, a partial line or prompt)
+    live || ((buf = ""), (owed = skip = 0));
     due = live && cur && !wrote && cur.data;
     end("ABORTED", due ? PROMPT : undefined);
     q.map((x) => fin(x, "ABORTED"));
