@@ -234,10 +234,7 @@ export const AtEngine = function (this: AtEngine, uart: Uart, clock: Clock, log?
             if (cur && ((cur.finals || []).some((x: string) => !l.indexOf(x)) || FIN.test(l) || (l == "OK" && wrote && !cur.okNotFinal))) end(l);
             else if ((cur && l[0] == "+" && last.indexOf(l.split(":")[0]) < 1) || URC.test(l) || !tm) self.onUrc(l);
             else if (cur) lines[31] || lines.push(l);
-            else {
-              // stale: a late reply; the quiet gap starts again
-              arm(GUARD);
-            }
+            else arm(GUARD);
           }
         }
       }

@@ -12,8 +12,8 @@
  * while the bearer stays up), "connecting", "connected" and "failed" (+ a
  * short reason, never a secret).
  *
- * open() while the bearer is down: AT (the auto-baud probe, repeated until
- * the module answers), ATE0, AT+CPIN? (READY, else fails with the SIM's answer), AT+CSQ,
+ * open() while the bearer is down: AT (the auto-baud probe, repeated every 2 s
+ * until the module answers), ATE0, AT+CPIN? (READY, else fails with the SIM's answer), AT+CSQ,
  * AT+CREG? (polled each second until 1 home or 5 roaming; regDeadline, from the
  * open, ends both polls), AT+CGATT=1, AT+CIPSHUT, AT+CIPMUX=0, AT+CIPHEAD=1,
  * AT+CSTT (secret), AT+CIICR, AT+CIFSR (the IP line, no OK). Then, and
