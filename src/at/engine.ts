@@ -216,10 +216,9 @@ export const AtEngine = function (this: AtEngine, uart: Uart, clock: Clock, log?
             uart.write(cur.data!); // !wrote: it has data
             arm(+cur.timeout); // now for SEND OK
           } else if (due) {
-            // the prompt of an aborted command: its data, then a quiet gap for the answer
+            // the prompt of an aborted command: its data (still stale: the answer is a late reply)
             uart.write(due as Bytes);
             due = 0;
-            arm(GUARD);
           }
         } else if (p < 0 && !skip && !b[257]) break; // a line of at most 256 bytes plus "\r" is coming
         else {

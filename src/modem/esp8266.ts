@@ -176,8 +176,7 @@ export class Esp8266 implements Transport {
         // checks the module.
         u = g;
         cmd(o.hardReset ? "" : "AT+RST", o.hardReset ? 6e4 : 6e3, () => ((u = -1), seq!(["ATE0", "AT+CWMODE=1", "AT+CIPMUX=0", jap!, cs!])), "", "ready");
-        pl = () => u == g && o.hardReset!(() => clock.setTimeout(pl!, 6e3));
-        if (o.hardReset) pl();
+        (pl = () => u == g && o.hardReset && o.hardReset(() => clock.setTimeout(pl!, 6e3)))();
       }
     };
     // over 4,096 bytes waiting: end() drops them all with the socket

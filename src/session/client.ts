@@ -251,22 +251,22 @@ export const MqttClient = function (this: MqttClient, tr: Transport, clock: Cloc
       // PUBREC: the entry becomes its PUBREL, completed by PUBCOMP
       if (T == 5) return void (e.type = 6);
       t = t.filter((x) => x != e);
-      if (T == 9) {
+      T == 9 &&
         e.subs.map((s: { topic: string; qos: QoS; _x?: boolean }, j: number) => {
           unsub(s.topic);
           subs.push(s);
-          (s._x = (g = p.granted[j]) > 2) && (e._c ? (m = "refused") : err("subscription refused: " + s.topic));
+          // a refused filter is reported, and tried again after the back-off
+          (s._x = (g = p.granted[j]) > 2) &&
+            (st || ((st = clock.setTimeout(retry, sb)), (sb = Math.min(sb * 2, o.backoffMax))),
+            e._c ? (m = "refused") : err("subscription refused: " + s.topic));
         });
-        // a refused filter is tried again after the back-off
-        subs.some((s) => s._x) && !st && ((st = clock.setTimeout(retry, sb)), (sb = Math.min(sb * 2, o.backoffMax)));
-      }
       fin(e._c, m, g);
     }
   };
   const sink: DecoderSink = {
     packet: (p) => why || safe(onPacket, p),
     // a drained PUBLISH at QoS 1/2 is acknowledged all the same (PUBACK / PUBREC)
-    error: (m, f, a) => (f ? drop(m) : (err(m), a && on && send(a))),
+    error: (m, f, a) => (f ? drop(m) : (err(m), a && send(a))),
   };
   const open = () => {
     const g = (f: (a: any) => void) => (a?: any) => h == cur && safe(f, a);
