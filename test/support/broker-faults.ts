@@ -133,7 +133,8 @@ export const FAULT_ROWS: FaultRow[] = [
   { name: "CONNACK with reserved ack flags (20 02 02 00)", fault: { connack: hex("20020200") }, log: "flags", boardCloses: true, recoverMs: QUICK },
   { name: "CONNACK with reserved header flags (21 02 00 00)", fault: { connack: hex("21020000") }, log: "flags", boardCloses: true, recoverMs: QUICK },
   { name: "a second CONNACK", fault: { send: hex("20020000") }, log: "protocol error", boardCloses: true, recoverMs: QUICK },
-  { name: "no CONNACK at all", fault: { connack: null }, log: "connect timeout", boardCloses: true, recoverMs: QUICK },
+  // 10 s for the CONNACK, then the usual reconnect
+  { name: "no CONNACK at all", fault: { connack: null }, log: "connect timeout", boardCloses: true, recoverMs: 10_000 + QUICK },
   // malformed PUBLISHes and packets
   { name: "a remaining length of five bytes", fault: { send: hex("30 ff ff ff ff 7f") }, log: "length", boardCloses: true, recoverMs: QUICK },
   { name: "a PUBLISH whose topic is invalid UTF-8", fault: { send: publishBytes("\xc3\x28", "on") }, log: "utf8", boardCloses: true, recoverMs: QUICK },

@@ -413,10 +413,11 @@ export class Rig {
     return `${this.board.id}-${this.modem}`;
   }
 
-  /** The board's last console lines and the last UART traffic, for failure messages. */
+  /** The board's last console lines and the last UART traffic (14 chunks, env E2E_WIRE_TAIL for more), for failure messages. */
   diagnostics(): string {
-    const tail = this.wire.slice(-(Number(process.env.E2E_WIRE_TAIL) || 14)).map((e) => `  ${String(Math.round(e.t)).padStart(8)} ${e.dir} ${JSON.stringify(e.bytes).slice(0, 120)}`);
-    return `board console (last 15):\n  ${this.vb.console.slice(-15).join("\n  ")}\nuart (last 14):\n${tail.join("\n")}\n` +
+    const n = Number(process.env.E2E_WIRE_TAIL) || 14;
+    const tail = this.wire.slice(-n).map((e) => `  ${String(Math.round(e.t)).padStart(8)} ${e.dir} ${JSON.stringify(e.bytes).slice(0, 120)}`);
+    return `board console (last 15):\n  ${this.vb.console.slice(-15).join("\n  ")}\nuart (last ${n}):\n${tail.join("\n")}\n` +
       `phone: ${this.messages.slice(-8).map((m) => `${m.topic}=${m.payload}${m.retain ? "(r)" : ""}`).join(", ")}`;
   }
 
