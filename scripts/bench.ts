@@ -112,7 +112,7 @@ async function benchBoard(modem: ModemKind, rounds: number): Promise<string> {
 
 function sizes(): void {
   const f = path.join(ROOT, "firmware/sizes.json");
-  console.log(`\n4. Firmware bytes (minified, as flashed; budget 9,216)`);
+  console.log("\n4. Firmware bytes (minified, as flashed; budget 9,216)");
   if (!existsSync(f)) return console.log("   firmware/sizes.json is missing: run npm run build");
   const report = JSON.parse(readFileSync(f, "utf8"));
   for (const s of report.scripts ?? []) console.log(`   ${String(s.file ?? s.name).padEnd(28)} ${fmt(s.bytes).padStart(6)}`);

@@ -32,7 +32,7 @@ import { bundle, firmwareTsconfig, ROOT, terserPlugin } from "./bundle";
 import { checkEspruino, formatFinding, type Finding } from "./espruino-check";
 
 export const BUDGETS = {
-  codecSession: 4000,
+  codecSession: 4200,
   at: 1600,
   esp8266: 1600,
   sim800: 1800,

@@ -45,6 +45,8 @@ export interface RealFigures {
 
 export interface MeasureOptions {
   bin: string;
+  /** Writes Storage when bin has too few blocks to (RealBoardOptions.storageBin). */
+  storageBin?: string;
   name: string;
   modem: ModemKind;
   script: string;
@@ -61,8 +63,8 @@ export interface MeasureOptions {
   log?: (s: string) => void;
 }
 
-async function baseline(bin: string, modem: ModemKind, brokerPort: number): Promise<number> {
-  const rb = await RealBoard.start({ bin, modem, script: "", brokerPort, empty: true, files: { ".boot0": PEAK_PRELUDE } });
+async function baseline(bin: string, storageBin: string | undefined, modem: ModemKind, brokerPort: number): Promise<number> {
+  const rb = await RealBoard.start({ bin, storageBin, modem, script: "", brokerPort, empty: true, files: { ".boot0": PEAK_PRELUDE } });
   try {
     await rb.waitForLine(/espruino\.com|2v\d\d/, 5000);
     await sleep(300);
@@ -82,12 +84,12 @@ export async function measureReal(o: MeasureOptions): Promise<RealFigures> {
   const phone = await Phone.connect(broker.port, topic);
   const boards: RealBoard[] = [];
   const start = async (extra: Partial<RealBoardOptions>) => {
-    const rb = await RealBoard.start({ bin: o.bin, modem: o.modem, script: o.script, brokerPort: broker.port, echo: o.echo, ...extra });
+    const rb = await RealBoard.start({ bin: o.bin, storageBin: o.storageBin, modem: o.modem, script: o.script, brokerPort: broker.port, echo: o.echo, ...extra });
     boards.push(rb);
     return rb;
   };
   try {
-    const base = await baseline(o.bin, o.modem, broker.port);
+    const base = await baseline(o.bin, o.storageBin, o.modem, broker.port);
     log(`${o.name}: baseline ${base} blocks`);
 
     // Loaded, not started: without led.json the app only says so and waits.

@@ -271,6 +271,51 @@ describe.each([["Node", false], ["Espruino", true]] as const)("commands, queue, 
     expect(r.reply()).toEqual({ final: "TIMEOUT", lines: ["some line"] });
   });
 
+  it("a data command whose '> ' does not come within 3 s ends with TIMEOUT, whatever its own timeout; a late prompt writes nothing", () => {
+    const r = new Rig("whole", esp);
+    r.send("AT+CIPSEND=2", { data: "\xc0\x00", timeout: 85_000 });
+    r.send("AT+CIPCLOSE", { timeout: 5000, finals: ["CLOSE"] });
+    r.clock.advance(2999);
+    expect(r.replies).toHaveLength(0);
+    r.clock.advance(1);
+    expect(r.reply(0)).toEqual({ final: "TIMEOUT", lines: [] });
+    // the usual quiet gap after a TIMEOUT, then the next command (not 85 s behind the stuck one)
+    r.clock.advance(500);
+    expect(r.written).toBe("AT+CIPSEND=2\r\nAT+CIPCLOSE\r\n");
+    r.feed("> ");
+    expect(r.written).toBe("AT+CIPSEND=2\r\nAT+CIPCLOSE\r\n");
+    r.feed("CLOSE OK\r\n");
+    expect(r.reply(1).final).toBe("CLOSE OK");
+    expect(r.clock.pending).toBe(0);
+  });
+
+  it("once the data is written, a data command waits its whole timeout (from the prompt) for SEND OK", () => {
+    const r = new Rig("whole", esp);
+    r.send("AT+CIPSEND=3", { data: "abc", timeout: 85_000 });
+    r.clock.advance(2900);
+    r.feed("\r\n> ");
+    expect(r.written).toBe("AT+CIPSEND=3\r\nabc");
+    r.clock.advance(84_999);
+    expect(r.replies).toHaveLength(0);
+    r.clock.advance(1);
+    expect(r.reply()).toEqual({ final: "TIMEOUT", lines: [] });
+  });
+
+  it("the prompt bound is 3 s whatever the command's timeout; a command with data \"\" (a wait) has its own timeout", () => {
+    const r = new Rig("whole", esp);
+    r.send("AT+CIPSEND=1", { data: "x", timeout: 1000 });
+    r.send("", { data: "", timeout: 10_000, finals: ["ready"] });
+    r.clock.advance(2999);
+    expect(r.replies).toHaveLength(0);
+    r.clock.advance(1);
+    expect(r.reply().final).toBe("TIMEOUT");
+    expect(r.written).toBe("AT+CIPSEND=1\r\n");
+    r.clock.advance(500 + 9999);
+    expect(r.replies).toHaveLength(1);
+    r.clock.advance(1);
+    expect(r.reply(1).final).toBe("TIMEOUT");
+  });
+
   it("after a TIMEOUT, the late reply is swallowed and the next command waits for a quiet gap", () => {
     const r = new Rig("whole", esp);
     r.send("AT+SLOW", { timeout: 1000 });
@@ -353,6 +398,94 @@ describe.each([["Node", false], ["Espruino", true]] as const)("commands, queue, 
     r.send("AT");
     r.feed("OK\r\n");
     expect(r.reply(2)).toEqual({ final: "OK", lines: [] });
+  });
+
+  it("abort(live) of a data command still waiting for its '> ': the next command waits for that prompt (≤ 3 s), the data goes to it, the answer passes in a quiet gap", () => {
+    const r = new Rig("whole", esp);
+    r.send("AT+CIPSEND=2", { data: "\xc0\x00", timeout: 85_000 });
+    r.clock.advance(100);
+    r.e.abort(true);
+    expect(r.reply(0).final).toBe("ABORTED");
+    r.send("AT+CIPCLOSE", { timeout: 5000, finals: ["CLOSE"] });
+    r.clock.advance(1000);
+    expect(r.written).toBe("AT+CIPSEND=2\r\n"); // not yet: the modem may still prompt
+    r.feed("\r\n> ");
+    expect(r.written).toBe("AT+CIPSEND=2\r\n\xc0\x00"); // what the modem now takes as its data
+    r.feed("\r\nSEND OK\r\n"); // its answer: dropped, and the quiet gap starts again
+    r.clock.advance(499);
+    expect(r.written).toBe("AT+CIPSEND=2\r\n\xc0\x00");
+    r.clock.advance(1);
+    expect(r.written).toBe("AT+CIPSEND=2\r\n\xc0\x00AT+CIPCLOSE\r\n");
+    r.feed("CLOSE OK\r\n");
+    expect(r.replies.map((x) => x.reply.final)).toEqual(["ABORTED", "CLOSE OK"]);
+    expect(r.clock.pending).toBe(0);
+  });
+
+  it("abort(live) of a data command whose prompt never comes: the next command goes out 3 s later; after the prompt, abort(live) waits for nothing", () => {
+    const r = new Rig("whole", esp);
+    r.send("AT+CIPSEND=1", { data: "x", timeout: 85_000 });
+    r.e.abort(true);
+    r.send("AT");
+    r.clock.advance(2999);
+    expect(r.written).toBe("AT+CIPSEND=1\r\n");
+    r.clock.advance(1);
+    expect(r.written).toBe("AT+CIPSEND=1\r\nAT\r\n");
+    r.feed("> "); // too late: nothing is written any more
+    r.feed("OK\r\n");
+    expect(r.written).toBe("AT+CIPSEND=1\r\nAT\r\n");
+    expect(r.reply(1).final).toBe("OK");
+    r.send("AT+CIPSEND=1", { data: "y", timeout: 85_000 });
+    r.feed("> ");
+    r.e.abort(true);
+    r.send("AT");
+    expect(r.written).toBe("AT+CIPSEND=1\r\nAT\r\nAT+CIPSEND=1\r\nyAT\r\n");
+  });
+
+  it("abort(live) from onData in the middle of a +IPD frame: the rest of the frame still goes to onData, and the prompt after it gets the owed bytes", () => {
+    for (const mode of MODES) {
+      const r = new Rig(mode, esp);
+      let aborted = false;
+      r.e.onData = (b) => {
+        r.ev.push(["data", -1, b]);
+        // the session sees a fatal byte (QoS 3) at the start of a packet and gives the link up
+        if (!aborted && b.includes("6")) {
+          aborted = true;
+          r.e.abort(true);
+          r.send("AT+CIPCLOSE", { timeout: 5000, finals: ["CLOSE"] });
+        }
+      };
+      r.send("AT+CIPSEND=3", { data: "abc", timeout: 85_000 });
+      r.feed("\r\n+IPD,14:\x90\x03\x00\x18\x016\x07\x00\x03ledon> ");
+      expect(r.data, label(mode)).toBe("\x90\x03\x00\x18\x016\x07\x00\x03ledon");
+      expect(r.written, label(mode)).toBe("AT+CIPSEND=3\r\nabc");
+      r.feed("\r\nSEND OK\r\n");
+      r.clock.advance(500);
+      expect(r.written, label(mode)).toBe("AT+CIPSEND=3\r\nabcAT+CIPCLOSE\r\n");
+    }
+  });
+
+  it("abort(live) then a line other than the prompt (ERROR: no prompt is coming): the next command after the quiet gap; a plain abort() waits for no prompt", () => {
+    const r = new Rig("whole", esp);
+    r.send("AT+CIPSEND=1", { data: "x", timeout: 85_000 });
+    r.e.abort(true);
+    r.send("AT");
+    r.clock.advance(1000);
+    expect(r.written).toBe("AT+CIPSEND=1\r\n");
+    r.feed("ERROR\r\n");
+    r.clock.advance(499);
+    expect(r.written).toBe("AT+CIPSEND=1\r\n");
+    r.clock.advance(1);
+    expect(r.written).toBe("AT+CIPSEND=1\r\nAT\r\n");
+    r.feed("OK\r\n");
+    // the module restarted or is stuck: nothing is owed
+    r.send("AT+CIPSEND=1", { data: "y", timeout: 85_000 });
+    r.e.abort(true);
+    r.e.abort();
+    r.send("AT");
+    expect(r.written).toBe("AT+CIPSEND=1\r\nAT\r\nAT+CIPSEND=1\r\nAT\r\n");
+    r.feed("> ");
+    expect(r.written).toBe("AT+CIPSEND=1\r\nAT\r\nAT+CIPSEND=1\r\nAT\r\n");
+    expect(r.clock.pending).toBe(1); // AT's timeout only
   });
 
   it("abort() drops a half-read +IPD frame and a stale guard", () => {

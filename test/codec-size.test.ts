@@ -9,8 +9,8 @@ import { bundle } from "../scripts/bundle";
 import { checkEspruino, formatFinding } from "../scripts/espruino-check";
 
 const ENTRY = "test/fixtures/size/codec-entry.ts";
-/** Bytes, minified. Measured 2,150 when this was set; lower it as the codec shrinks. */
-const BUDGET = 2180;
+/** Bytes, minified. Measured 2,213 when this was set (2,150 before the packet id of a drained QoS 1/2 PUBLISH was read); lower it as the codec shrinks. */
+const BUDGET = 2240;
 
 let code: string;
 beforeAll(async () => {

@@ -275,6 +275,39 @@ describe("oversize packets", () => {
     expect(out.errors.map((e) => e.fatal)).toEqual([false, false, false]);
   });
 
+  it("a drained PUBLISH at QoS 1 or 2 comes with the ack it needs (PUBACK / PUBREC, the packet id read after the topic), in any chunking", () => {
+    const q1 = enc({ type: 3, topic: "led", payload: "x".repeat(65536), qos: 1, retain: false, dup: true, id: 0x1234 });
+    const q2 = enc({ type: 3, topic: "a/b", payload: "y".repeat(5000), qos: 2, retain: true, dup: false, id: 7 });
+    const q0 = enc({ type: 3, topic: "led", payload: "z".repeat(5000), qos: 0, retain: false, dup: false });
+    const s = q1 + enc(after) + q2 + q0 + enc(before);
+    for (const size of [1, 2, 3, 5, 9, 700, 70000]) {
+      const chunks: string[] = [];
+      for (let i = 0; i < s.length; i += size) chunks.push(s.slice(i, i + size));
+      const d = new Decoder(1024, true);
+      const c = collector();
+      let most = 0;
+      for (const ch of chunks) {
+        d.push(ch, c.sink);
+        most = Math.max(most, buffered(d));
+      }
+      expect(c.packets, `chunks of ${size}`).toEqual([after, before]);
+      expect(c.errors, `chunks of ${size}`).toEqual([
+        { message: "oversize", fatal: false, ack: { type: 4, id: 0x1234 } },
+        { message: "oversize", fatal: false, ack: { type: 5, id: 7 } },
+        { message: "oversize", fatal: false },
+      ]);
+      expect(most).toBeLessThanOrEqual(1024);
+    }
+  });
+
+  it("a drained PUBLISH whose packet id lies beyond maxPacket is dropped without one; packet id 0 there is fatal", () => {
+    const longTopic = enc({ type: 3, topic: "t".repeat(200), payload: "p".repeat(300), qos: 1, retain: false, dup: false, id: 9 });
+    expect(decodeChunks([longTopic + enc(after)], 100, true)).toEqual({ packets: [after], errors: [{ message: "oversize", fatal: false }] });
+    // PUBLISH qos 1, remaining length 2000: topic "a", packet id 0
+    const zero = unhex("32d00f" + "000161" + "0000") + "p".repeat(1995);
+    expect(decodeChunks([zero + enc(after)], 100, true)).toEqual({ packets: [], errors: [{ message: "id", fatal: true }] });
+  });
+
   it("an oversize PUBACK length is malformed, not oversize", () => {
     const out = decodeChunks([unhex("40ff7f")], 1024, true);
     expect(out.errors.map((e) => e.fatal)).toEqual([true]);

@@ -84,22 +84,17 @@ describe("MQTT over TLS to Mosquitto (password file, ACL)", () => {
 
 describe("a wrong broker password over TLS", () => {
   for (const [board, modem] of CASES) {
-    it(`${board}-${modem}: refused, reported once per try, retried 30–60 s apart (no hammering)`, async () => {
+    it(`${board}-${modem}: refused, reported once, retried 30–60 s apart (no hammering)`, async () => {
       rig = await startRig({
         board, modem, broker, phoneAuth: PHONE, boot: false,
         config: { broker: { ...TLS_BROKER, password: "not-the-password" } },
       });
       const r = rig;
-      const refusals: number[] = [];
-      r.vb.onLog((line) => {
-        if (line.trim() === "refused: 5") refusals.push(r.vb.now());
-      });
       r.boot();
-      await r.waitFor(() => refusals.length >= 4, "four refused CONNECTs", { timeoutMs: 600_000 });
+      await r.waitFor(() => connectTimes(r).length >= 4, "four refused CONNECTs", { timeoutMs: 600_000 });
       const tries = connectTimes(r);
-      // every try was refused and said so exactly once (no other report of it)
-      expect(r.vb.console.filter((l) => /refused/.test(l))).toEqual(refusals.map(() => "refused: 5"));
-      expect(tries.length).toBe(refusals.length);
+      // every try was refused; the reason is said once (the app logs a reason once until a connection succeeds)
+      expect(r.vb.console.filter((l) => /refused/.test(l))).toEqual(["mqtt refused: 5"]);
       // the session's back-off after a refusal 4/5: the longest (60 s), with jitter 30..60 s
       for (let i = 1; i < tries.length; i++) {
         const gap = tries[i] - tries[i - 1];

@@ -273,6 +273,37 @@ describe("fault knobs", () => {
     expect(r.sim.raws).toEqual(["c"]);
   });
 
+  it("stall ignores the board's bytes and holds the output, which goes out in order once it ends; a reboot meanwhile queues its banner behind it", () => {
+    const r = rig({ seed: 5, maxChunk: 4 });
+    r.sim.receive("ATE0\r\n");
+    r.timers.flush();
+    r.chunks.length = 0;
+    r.sim.out("held-1 ");
+    r.sim.stall(true);
+    r.sim.receive("AT\r\n");
+    r.sim.injectUrc("URC");
+    r.timers.flush();
+    expect(r.text()).toBe("");
+    expect(r.sim.commands).toEqual(["ATE0"]); // not even heard
+    expect(r.sim.fault.stalled).toBe(true);
+    r.sim.stall(false);
+    r.timers.flush();
+    expect(r.text()).toBe("held-1 URC\r\n");
+    r.sim.receive("AT\r\n");
+    r.timers.flush();
+    expect(r.text()).toBe("held-1 URC\r\nOK\r\n");
+    r.chunks.length = 0;
+    r.sim.stall(true);
+    r.sim.out("lost");
+    r.sim.reboot();
+    r.timers.flush();
+    expect(r.text()).toBe("");
+    r.sim.stall(false);
+    r.timers.flush();
+    expect(r.text().includes("lost")).toBe(false);
+    expect(r.text().endsWith("ready\r\n")).toBe(true);
+  });
+
   it("mute discards output; injectUrc and garbage send lines; reboot sends noise then the banner with echo on", () => {
     const r = rig({ seed: 5 });
     r.sim.receive("ATE0\r\n");

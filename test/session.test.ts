@@ -482,12 +482,94 @@ describe("subscriptions", () => {
     tr.inject({ type: 9, id: 1, granted: [1] });
     tr.inject({ type: 9, id: 2, granted: [0x80] });
     expect(r).toEqual([["ok", undefined, 1], ["no", "refused", 128]]);
-    // only the granted filter is remembered (with the QoS asked for)
+    // the callback reported the refusal: onError does not repeat it
+    expect(events.filter((e) => e.startsWith("error"))).toEqual([]);
+    // both filters are kept (with the QoS asked for): a connect without a session subscribes to both
+    tr.drop();
+    tr.take();
+    clock.advance(1000);
+    tr.take();
+    tr.connack(false);
+    // (the retry of "no/#", due while offline, is replaced by that SUBSCRIBE)
+    expect(tr.take()).toMatchObject([{ type: 8, subs: [{ topic: "ok/#", qos: 2 }, { topic: "no/#", qos: 1 }] }]);
+  });
+
+  it("a refused filter is retried with back-off (1, 2, 4 … 60 s) until granted, then no more", () => {
+    up({ keepAlive: 0 });
+    clock.advance(0); // (the keep-alive timer, which finds nothing to do)
+    c.subscribe("led", 1);
+    tr.take();
+    const retries: number[] = [];
+    const refuse = () => {
+      const [p] = tr.take() as any[];
+      expect(p).toMatchObject({ type: 8, subs: [{ topic: "led", qos: 1 }] });
+      retries.push(clock.now());
+      tr.inject({ type: 9, id: p.id, granted: [0x80] });
+    };
+    tr.inject({ type: 9, id: 1, granted: [0x80] });
+    const t0 = clock.now();
+    expect(events).toEqual(["connect false", "error subscription refused: led"]);
+    for (let i = 0; i < 8; i++) {
+      expect(clock.step()).toBe(true);
+      refuse();
+    }
+    expect(retries.map((t, i) => t - (i ? retries[i - 1] : t0))).toEqual([1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000]);
+    // every refusal reported (the app logs a repeated reason once)
+    expect(events.filter((e) => e == "error subscription refused: led").length).toBe(9);
+    // granted at last: no more SUBSCRIBEs, no timer left
+    clock.step();
+    const [p] = tr.take() as any[];
+    tr.inject({ type: 9, id: p.id, granted: [1] });
+    expect(clock.pending).toBe(0);
+    clock.advance(600_000);
+    expect(tr.take()).toEqual([]);
+    // refused again later (a new connection without a session): retried again
     tr.drop();
     clock.step();
     tr.take();
     tr.connack(false);
-    expect(tr.take()).toEqual([{ type: 8, id: 3, subs: [{ topic: "ok/#", qos: 2 }] }]);
+    clock.advance(0);
+    const [q] = tr.take() as any[];
+    expect(q).toMatchObject({ type: 8, subs: [{ topic: "led", qos: 1 }] });
+    tr.inject({ type: 9, id: q.id, granted: [0x80] });
+    clock.step();
+    expect(tr.take()).toMatchObject([{ type: 8, subs: [{ topic: "led", qos: 1 }] }]);
+  });
+
+  it("a retry due while offline waits in the table; a connect with a session sends it, one without sends one SUBSCRIBE of every filter", () => {
+    up({ keepAlive: 0 });
+    c.subscribe("a", 1);
+    c.subscribe("b", 0);
+    tr.inject({ type: 9, id: 1, granted: [1] });
+    tr.inject({ type: 9, id: 2, granted: [0x80] });
+    tr.take();
+    tr.drop();
+    // the retry timer (1 s) and the reconnect (1 s) fall due; the retry goes into the table
+    clock.advance(1000);
+    tr.take();
+    tr.connack(true);
+    expect(tr.take()).toEqual([{ type: 8, id: 3, subs: [{ topic: "b", qos: 0 }] }]);
+    tr.inject({ type: 9, id: 3, granted: [0x80] });
+    tr.drop();
+    clock.advance(1000);
+    tr.take();
+    tr.connack(false);
+    // no session: the pending retry is replaced by one SUBSCRIBE of everything wanted
+    expect(tr.take()).toEqual([{ type: 8, id: 4, subs: [{ topic: "a", qos: 1 }, { topic: "b", qos: 0 }] }]);
+    tr.inject({ type: 9, id: 4, granted: [1, 0] });
+    clock.advance(120_000);
+    expect(tr.take()).toEqual([]);
+  });
+
+  it("unsubscribe() ends the retries of a refused filter", () => {
+    up({ keepAlive: 0 });
+    c.subscribe("no", 1);
+    tr.inject({ type: 9, id: 1, granted: [0x80] });
+    c.unsubscribe("no");
+    tr.take();
+    tr.inject({ type: 11, id: 2 });
+    clock.advance(120_000);
+    expect(tr.take()).toEqual([]);
   });
 
   it("re-subscribes exactly once when the broker has no session, in one SUBSCRIBE; a failed filter alone is reported", () => {
@@ -506,19 +588,21 @@ describe("subscriptions", () => {
     const s = tr.take();
     expect(s).toEqual([{ type: 8, id: 4, subs: [{ topic: "a", qos: 1 }, { topic: "b", qos: 2 }, { topic: "c", qos: 0 }] }]);
     tr.inject({ type: 9, id: 4, granted: [1, 0x80, 0] });
-    expect(events).toContain("error refused: b");
+    expect(events).toContain("error subscription refused: b");
     // connection lost again: the broker kept the session now -> no SUBSCRIBE
+    // (but the retry of the refused filter, due after 1 s, which the broker grants)
     tr.drop();
     clock.advance(1000);
     tr.take();
     tr.connack(true);
-    expect(tr.take()).toEqual([]);
-    // and lost again, session gone: exactly one SUBSCRIBE again
+    expect(tr.take()).toEqual([{ type: 8, id: 5, subs: [{ topic: "b", qos: 2 }] }]);
+    tr.inject({ type: 9, id: 5, granted: [2] });
+    // and lost again, session gone: exactly one SUBSCRIBE again, of every filter
     tr.drop();
     clock.advance(1000);
     tr.take();
     tr.connack(false);
-    expect(tr.take()).toEqual([{ type: 8, id: 5, subs: [{ topic: "a", qos: 1 }, { topic: "c", qos: 0 }] }]);
+    expect(tr.take()).toEqual([{ type: 8, id: 6, subs: [{ topic: "a", qos: 1 }, { topic: "c", qos: 0 }, { topic: "b", qos: 2 }] }]);
   });
 
   it("does not re-subscribe twice when the link drops before the re-subscribe SUBACK", () => {
@@ -645,6 +729,29 @@ describe("incoming", () => {
     expect(tr.opens.length).toBe(1);
     clock.advance(1);
     expect(tr.opens.length).toBe(2);
+  });
+
+  it("a drained oversize PUBLISH is acknowledged once with its packet id (QoS 1: PUBACK, QoS 2: PUBREC … PUBCOMP), not delivered, and reported", () => {
+    up({ maxPacket: 64 });
+    const got: string[] = [];
+    c.onMessage = (t) => got.push(t);
+    tr.take();
+    const big = (qos: 0 | 1 | 2, id?: number, dup = false) => encode({ type: 3, topic: "led", payload: "on" + " ".repeat(100), qos, retain: false, dup, id });
+    tr.inject(big(1, 0x4242));
+    expect(tr.take()).toEqual([{ type: 4, id: 0x4242 }]);
+    // the broker sends it again (DUP): one PUBACK each time it arrives
+    tr.inject(big(1, 0x4242, true).slice(0, 10));
+    tr.inject(big(1, 0x4242, true).slice(10));
+    expect(tr.take()).toEqual([{ type: 4, id: 0x4242 }]);
+    tr.inject(big(2, 9));
+    expect(tr.take()).toEqual([{ type: 5, id: 9 }]);
+    tr.inject({ type: 6, id: 9 });
+    expect(tr.take()).toEqual([{ type: 7, id: 9 }]);
+    tr.inject(big(0));
+    expect(tr.take()).toEqual([]);
+    expect(got).toEqual([]);
+    expect(events).toEqual(["connect false", "error oversize", "error oversize", "error oversize", "error oversize"]);
+    expect(c.connected).toBe(true);
   });
 
   it("stops reading the chunk after a fatal error", () => {

@@ -78,6 +78,11 @@
  *   sim.fault.sendFail = n        next n raw captures answered "SEND FAIL" by the core
  *   sim.fault.loseIpd = n         next sendIpd() drops n payload bytes (also loseIpdBytes(n))
  *   sim.mute(true|false)          stop answering: everything to the board is discarded
+ *   sim.stall(true|false)         a wedged module: bytes from the board are ignored
+ *                                 (not heard at all), output to the board is held and
+ *                                 goes out, in order, once the stall ends; a reboot()
+ *                                 meanwhile (a reset pulse) drops what was held and
+ *                                 queues its noise and banner behind the stall
  *   sim.dropLink(tag?)            tear down the link(s) with that tag (all if omitted);
  *                                 the dialect sees ev.onClose("dropped")
  *   sim.reboot()                  spontaneous reset: noise bytes, then onReboot()
@@ -166,6 +171,7 @@ export interface Faults {
   sendFail: number;
   loseIpd: number;
   muted: boolean;
+  stalled: boolean;
 }
 
 /** Deterministic PRNG (mulberry32) in [0, 1). */
@@ -217,7 +223,7 @@ interface LinkState extends TcpLink {
 
 export abstract class ModemSimCore extends EventEmitter {
   echo = true;
-  readonly fault: Faults = { refuseLink: false, busy: 0, error: 0, sendFail: 0, loseIpd: 0, muted: false };
+  readonly fault: Faults = { refuseLink: false, busy: 0, error: 0, sendFail: 0, loseIpd: 0, muted: false, stalled: false };
   readonly transcript: TranscriptEntry[] = [];
   /** Board misbehaviour seen by the core, e.g. raw data written before the prompt left. */
   readonly violations: string[] = [];
@@ -387,7 +393,7 @@ export abstract class ModemSimCore extends EventEmitter {
   // ------------------------------------------------------------------ board side
   /** Bytes written by the board. */
   receive(bytes: string): void {
-    if (this._closed || !bytes) return;
+    if (this._closed || !bytes || this.fault.stalled) return;
     if (this.opts.transcript) this.transcript.push({ dir: "board>", bytes, t: Date.now() - this._t0 });
     let i = 0;
     while (i < bytes.length) {
@@ -428,6 +434,11 @@ export abstract class ModemSimCore extends EventEmitter {
   mute(on: boolean): void {
     this.fault.muted = on;
     if (on) this._discardOut();
+  }
+  stall(on: boolean): void {
+    this.log(`fault: stall ${on ? "on" : "off"}`);
+    this.fault.stalled = on;
+    if (!on) this._schedulePump();
   }
   dropLink(tag?: unknown): void {
     for (const l of this._links.slice()) if (!l.ended && (tag === undefined || l.tag === tag)) this._endLink(l, "dropped");
@@ -557,7 +568,7 @@ export abstract class ModemSimCore extends EventEmitter {
    * next turn of the event loop. One chunk is on the wire at a time.
    */
   private _schedulePump(): void {
-    if (this._pumpTimer !== null || this._closed || !this._out) return;
+    if (this._pumpTimer !== null || this._closed || !this._out || this.fault.stalled) return;
     const max = this.opts.maxChunk ?? 64;
     const n = Math.min(this._out.length, 1 + Math.floor(this._chunkRand() * max));
     const chunk = this._out.slice(0, n);
@@ -565,6 +576,11 @@ export abstract class ModemSimCore extends EventEmitter {
     this._pumpTimer = this.timers.setTimeout(() => {
       this._pumpTimer = null;
       if (this._closed) return;
+      if (this.fault.stalled) {
+        // held: it goes out first once the stall ends
+        this._out = chunk + this._out;
+        return;
+      }
       this._emitted += n;
       if (!this.fault.muted) {
         if (this.opts.transcript) this.transcript.push({ dir: "modem>", bytes: chunk, t: Date.now() - this._t0 });

@@ -72,8 +72,26 @@ function start(): void {
   }, c.broker));
   // State and presence go out at QoS 0, retained: they never wait in the session's
   // bounded table, and a report lost with a dropped link is sent again on connect.
-  const report = () => client.publish(base + "/state", lit ? "on" : "off", 0, true);
+  // A report waits until no command has come for half a second: a burst of commands
+  // costs one report, of the state it left, instead of one each (which would
+  // overflow the modem's output queue). rt: that timer while pending.
+  let rt: any;
+  const report = () => {
+    if (rt) clearTimeout(rt);
+    rt = setTimeout(() => {
+      rt = 0;
+      client.publish(base + "/state", lit ? "on" : "off", 0, true);
+    }, 500);
+  };
+  // Each MQTT-level reason (refused: N, protocol error, ping timeout, oversize,
+  // subscription refused: <filter>...; never a secret) is logged once, until the
+  // next connection.
+  let why: any;
+  client.onError = (e: string) => {
+    if (e != why) log("mqtt " + (why = e));
+  };
   client.onConnect = () => {
+    why = "";
     client.publish(base + "/status", "online", 0, true);
     report();
     // Home Assistant discovery (./discovery.ts), retained, on every connect.
@@ -88,8 +106,6 @@ function start(): void {
     show();
     report();
   };
-  // refusals ("refused: 5"), time-outs, protocol errors: one line each, never a secret
-  client.onError = log;
   client.subscribe(base, 1);
   client.connect();
 }

@@ -38,6 +38,9 @@
  * ends with final "BUSY" (its done() runs from a 0 ms timer, never inside
  * send()). A `data` command writes its data once, on the first ">" after the
  * command was written, never before, then waits for SEND OK/SEND FAIL/ERROR.
+ * A healthy modem prompts at once, so the wait for the prompt has its own bound:
+ * a `data` command (with data: not "") with no "> " within 3 s ends with TIMEOUT;
+ * its own timeout starts once the data is written.
  * TIMEOUT: the command ends, and the engine turns "stale": it sends nothing
  * until no line has arrived for 500 ms; lines arriving meanwhile that are
  * not URCs (the late reply) are dropped. A reply later than that quiet gap
@@ -86,6 +89,8 @@ export interface AtCommand {
 
 /** Quiet gap (ms) required after a TIMEOUT before the next command is sent. */
 const GUARD = 500;
+/** Longest wait (ms) for the "> " prompt of a `data` command. */
+const PROMPT = 3e3;
 // Espruino's RegExp alternates only at the top level and has no "?" quantifier
 // (scripts/espruino-check.ts enforces it), hence the flat lists of "^" prefixes.
 /** Default finals besides "OK" (prefix match). */
@@ -114,8 +119,16 @@ export interface AtEngine {
   feed: (chunk: string) => void;
   /** Queues a command; one is in flight at a time, at most 8 wait (else final "BUSY"). */
   send: (command: AtCommand) => void;
-  /** Ends the command in flight and every queued one with final "ABORTED" and clears the buffers. */
-  abort: () => void;
+  /**
+   * Ends the command in flight and every queued one with final "ABORTED" and clears
+   * the buffers. `live`: the modem is fine (the link is only being given up): the
+   * buffers stay (the rest of a +IPD frame still goes to onData), and a
+   * `data` command whose "> " has not come yet may still be prompted for, and the
+   * modem would take the next bytes as its data: for 3 s, or until a line other
+   * than the prompt and a quiet gap, the engine sends nothing; a prompt then gets
+   * the data, and the modem's answer passes in the quiet gap that follows.
+   */
+  abort: (live?: boolean) => void;
 }
 
 /**
@@ -137,6 +150,7 @@ export const AtEngine = function (this: AtEngine, uart: Uart, clock: Clock, log?
     lines!: string[],
     last: string, // last command text sent (its echo is dropped)
     wrote: boolean | number, // nothing (more) to write for `cur`: no data, or written
+    due: Bytes | boolean | 0 | undefined, // the data of an aborted command still owed to its prompt (while stale)
     // The one timer: cur's timeout or, with no command in flight, the quiet gap
     // after a TIMEOUT (the engine is "stale"). So cur implies tm, and tm without
     // cur means stale. tm is falsy once its timer fired or was cleared: Espruino
@@ -157,7 +171,7 @@ export const AtEngine = function (this: AtEngine, uart: Uart, clock: Clock, log?
       tm =
         ms != null
           ? clock.setTimeout(() => {
-              tm = 0;
+              tm = due = 0;
               cur ? end("TIMEOUT", GUARD) : next();
             }, ms)
           : ms;
@@ -167,7 +181,8 @@ export const AtEngine = function (this: AtEngine, uart: Uart, clock: Clock, log?
       if (!tm && (cur = queue.shift())) {
         lines = [];
         wrote = cur.data == null;
-        arm(+cur.timeout); // a number (not undefined: that would only clear)
+        // a number (not undefined: that would only clear); a command with data first waits for its prompt
+        arm(cur.data ? PROMPT : +cur.timeout);
         if ((last = cur.cmd)) {
           say(cur.secret ? last.split("=")[0] + "=<hidden>" : last);
           uart.write(last + "\r\n");
@@ -208,6 +223,11 @@ export const AtEngine = function (this: AtEngine, uart: Uart, clock: Clock, log?
           } else if (cur && !wrote) {
             wrote = 1;
             uart.write(cur.data!); // !wrote: it has data
+            arm(+cur.timeout); // now for SEND OK
+          } else if (due) {
+            // the prompt of an aborted command: its data (still stale: the answer is a late reply)
+            uart.write(due as Bytes);
+            due = 0;
           }
         } else if (p < 0 && !skip && !b[257]) break; // a line of at most 256 bytes plus "\r" is coming
         else {
@@ -238,12 +258,13 @@ export const AtEngine = function (this: AtEngine, uart: Uart, clock: Clock, log?
   self.send = (c) => (queue[7] ? clock.setTimeout(() => fin(c, "BUSY"), 0) : next(queue.push(c)));
 
   // q: scratch local
-  self.abort = (q?: AtCommand[]) => {
+  self.abort = (live, q?: AtCommand[]) => {
     q = queue;
     queue = [];
-    buf = "";
-    owed = skip = 0;
-    end("ABORTED");
+    // a live modem goes on talking: the framing stays (a +IPD frame under way, a partial line or prompt)
+    live || ((buf = ""), (owed = skip = 0));
+    due = live && cur && !wrote && cur.data;
+    end("ABORTED", due ? PROMPT : undefined);
     q.map((x) => fin(x, "ABORTED"));
   };
 } as unknown as new (uart: Uart, clock: Clock, log?: (line: string) => void) => AtEngine;

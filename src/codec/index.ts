@@ -18,7 +18,7 @@
  * been measured, so on the board invalid UTF-8 may get through as bytes.
  */
 import type { Bytes } from "../session/transport";
-import type { Packet } from "./packets";
+import type { AckPacket, Packet } from "./packets";
 
 export * from "./packets";
 
@@ -127,8 +127,13 @@ export function encode(p: any): Bytes {
 
 export interface DecoderSink {
   packet(p: Packet): void;
-  /** fatal: the stream is unusable (protocol error); otherwise one packet was dropped. */
-  error(message: string, fatal: boolean): void;
+  /**
+   * fatal: the stream is unusable (protocol error); otherwise one packet was dropped
+   * ("oversize"). For a dropped PUBLISH at QoS 1 or 2, `ack` is the acknowledgement
+   * it needs (PUBACK or PUBREC with its packet id): unacknowledged, a broker would
+   * send it again forever.
+   */
+  error(message: string, fatal: boolean, ack?: AckPacket | 0): void;
 }
 
 /**
@@ -136,7 +141,9 @@ export interface DecoderSink {
  * fatal error "type"; ./server.ts's ServerDecoder, a host-only copy with a hook
  * for those bodies, decodes them). Never holds
  * more than maxPacket bytes; an oversize packet is skipped byte-exactly and
- * reported (non-fatal). After a fatal error it ignores all input until reset().
+ * reported (non-fatal; for a PUBLISH at QoS 1/2 with the ack it needs, its packet
+ * id read from the header when it lies within maxPacket bytes; a packet id 0 there
+ * is the fatal error "id"). After a fatal error it ignores all input until reset().
  * clientSide is accepted for compatibility: this decoder is always client-side.
  * (push and reset are closures: smaller than methods sharing state through this.)
  */
@@ -198,8 +205,17 @@ export const Decoder = function (this: Decoder, maxPacket: number) {
         // non-minimal; CONNACK, PUBACK..PUBCOMP, UNSUBACK (bits 2, 4-7, 11 of 0x8F4) are 2; PINGREQ..DISCONNECT 0
         if (!d && i > 2 || (0x8f4 >> t & 1 ? n != 2 : t > 11 && n)) len();
         if ((n += i) > maxPacket) {
+          // A PUBLISH at QoS 1 or 2: its packet id (right after the topic, before the
+          // payload) is read, when it lies within the first maxPacket bytes, so that
+          // the session can acknowledge what is dropped
+          x = 0;
+          if (t == 3 && f & 6) {
+            if (b.length < maxPacket) return this._b = b;
+            // (i: past the topic; the id's two bytes must lie below maxPacket)
+            if ((i = u16() + i) < maxPacket - 1) x = { type: (f >> 1 & 3) + 3, id: id() };
+          }
           s = n;
-          sink.error("oversize", false);
+          sink.error("oversize", false, x);
           continue;
         }
         if (b.length < n) return this._b = b;

@@ -9,20 +9,23 @@
  * modem.onState(state, why?) reports "resetting", "joining", "joined",
  * "connecting", "connected" and "failed" (with a short reason, never a secret).
  *
- * open() brings the module up as far as it is not up yet: reset (hardReset,
- * else AT+RST) and "ready"; ATE0, AT+CWMODE=1, AT+CIPMUX=0; AT+CWJAP (secret);
- * then AT+CIPSTART. With ssl, AT+CIPSTART="SSL" (TLS, one link at most) comes
- * after AT+CIPSSLSIZE=4096 (1.x: the SSL buffer, 2048..4096, set before the
- * link; 2.x has no such command) and AT+CIPSSLCSNI="<host>" (2.x: the SNI of the
- * ClientHello; 1.x has no such command): each answers ERROR on the firmware
- * that lacks it, which is no failure. The module then checks no certificate
- * (nothing configures AT+CIPSSLCCONF). A failed handshake answers ERROR (then
- * CLOSED), or shows later as SEND FAIL: both end the open() like any failure.
- * A command time-out or a spontaneous "ready" sends the next
- * open() back to the reset; "WIFI DISCONNECT" back to AT+CWJAP.
+ * open() brings the module up as far as it is not up yet: reset and "ready"
+ * (hardReset: CH_PD pulsed at once and again every 6 s while the module stays
+ * silent, for up to a minute; else AT+RST, 6 s); ATE0, AT+CWMODE=1,
+ * AT+CIPMUX=0; AT+CWJAP (secret); then AT+CIPSTART. With ssl, AT+CIPSTART="SSL"
+ * (TLS, one link at most) comes after AT+CIPSSLSIZE=4096 (1.x: the SSL buffer,
+ * 2048..4096, set before the link; 2.x has no such command) and
+ * AT+CIPSSLCSNI="<host>" (2.x: the SNI of the ClientHello; 1.x has no such
+ * command): each answers ERROR on the firmware that lacks it, which is no
+ * failure. The module then checks no certificate (nothing configures
+ * AT+CIPSSLCCONF). A failed handshake answers ERROR (then CLOSED), or shows
+ * later as SEND FAIL: both end the open() like any failure. A command time-out
+ * (the engine gives a CIPSEND 3 s for its "> ") or a spontaneous "ready" sends
+ * the next open() back to the reset; "WIFI DISCONNECT" back to AT+CWJAP.
  * write() keeps at most 4,096 bytes queued and sends them with AT+CIPSEND in
  * pieces of at most 2,048 bytes, one at a time, retrying "busy" with back-off
- * (100, 150, ... ms; at most 6 attempts).
+ * (100, 150, ... ms; at most 6 attempts). When the socket ends, onClose goes
+ * out at once; AT+CIPCLOSE follows whatever is in flight (at most 8 s: a CIPSEND).
  *
  * onClose reasons: "closed" (close() or a new open()), "reboot" (a spontaneous
  * "ready"), "timeout" (the module stopped answering), "CLOSED" (the peer),
@@ -145,7 +148,7 @@ export class Esp8266 implements Transport {
       if ((w || l == "CLOSED") && up) end(l);
     };
     e.onData = (b) => up && (h as TransportHandler).onData(b);
-    me.open = (host, port, hd, jap?: string, cs?: string, seq?: (l: string[]) => void, tl?: string[]) => {
+    me.open = (host, port, hd, jap?: string, cs?: string, seq?: (l: string[]) => void, tl?: string[], u?: number, pl?: () => unknown) => {
       jap = `AT+CWJAP="${esc(o.ssid)}","${esc(o.password)}"`;
       cs = `AT+CIPSTART="${o.ssl ? "SSL" : "TCP"}","${host}",${port}`;
       // the connect, with TLS after its set-up commands (1.x: the SSL buffer; 2.x: SNI)
@@ -180,10 +183,13 @@ export class Esp8266 implements Transport {
       else {
         state("resetting");
         // AT+RST answers OK (an intermediate line: a data command), boot noise,
-        // then "ready"; with hardReset the command only waits. Any final but
-        // TIMEOUT goes on: ATE0 then checks the module.
-        cmd(o.hardReset ? "" : "AT+RST", 6e3, () => seq!(["ATE0", "AT+CWMODE=1", "AT+CIPMUX=0", jap!].concat(tl!)), "", "ready");
-        if (o.hardReset) o.hardReset(() => {});
+        // then "ready"; with hardReset the command only waits, up to a minute,
+        // while CH_PD is pulsed now and every 6 s until "ready" (u: this
+        // generation until then). Any final but TIMEOUT goes on: ATE0 then
+        // checks the module.
+        u = g;
+        cmd(o.hardReset ? "" : "AT+RST", o.hardReset ? 6e4 : 6e3, () => ((u = -1), seq!(["ATE0", "AT+CWMODE=1", "AT+CIPMUX=0", jap!].concat(tl!))), "", "ready");
+        (pl = () => u == g && o.hardReset && o.hardReset(() => clock.setTimeout(pl!, 6e3)))();
       }
     };
     // over 4,096 bytes waiting: end() drops them all with the socket

@@ -6,14 +6,14 @@
  *   (exported as Modem too, the name the app uses)
  *
  * The board wires engine.feed to the UART; the driver owns engine.onUrc/onData.
- * modem.onState(state, why?) (default: to log) reports "resetting" (powerOn /
- * AT+CFUN=1,1), "attaching" (why: the AT+CSQ line, "+CSQ: <rssi 0..31, 99
+ * modem.onState(state, why?) (default: to log) reports "resetting" (a PWRKEY
+ * pulse), "attaching" (why: the AT+CSQ line, "+CSQ: <rssi 0..31, 99
  * unknown>,<ber>"), "joined" (attached with an IP; also after a socket closed
  * while the bearer stays up), "connecting", "connected" and "failed" (+ a
  * short reason, never a secret).
  *
- * open() while the bearer is down: AT (the auto-baud probe, repeated each
- * second), ATE0, AT+CPIN? (READY, else fails with the SIM's answer), AT+CSQ,
+ * open() while the bearer is down: AT (the auto-baud probe, repeated every 2 s
+ * until the module answers), ATE0, AT+CPIN? (READY, else fails with the SIM's answer), AT+CSQ,
  * AT+CREG? (polled each second until 1 home or 5 roaming; regDeadline, from the
  * open, ends both polls), AT+CGATT=1, AT+CIPSHUT, AT+CIPMUX=0, AT+CIPHEAD=1,
  * AT+CSTT (secret), AT+CIICR, AT+CIFSR (the IP line, no OK). Then, and
@@ -25,14 +25,19 @@
  * AT+CIPSTART with CONNECT FAIL, CLOSE OK, CLOSED or ERROR, or shows later as
  * SEND FAIL: each ends the open() like any failure. Bytes go out with AT+CIPSEND=<n>, n <= 1460 (the
  * fixed-length form: the Ctrl-Z form cannot carry 0x1A), one at a time, at
- * most 4,096 bytes waiting; they come in as "+IPD,<n>:" frames. close() sends
- * AT+CIPCLOSE (after a send in flight) and reports onClose on its answer.
+ * most 4,096 bytes waiting; they come in as "+IPD,<n>:" frames. close()
+ * abandons a send in flight (the session gave the link up: nothing waits behind
+ * a stuck CIPSEND), sends AT+CIPCLOSE and reports onClose on its answer.
  * "CLOSED" ends the socket; "+PDP: DEACT", "RDY", "... POWER DOWN" end it and
- * the bearer (next open: full bring-up, AT+CIPSHUT first). A TIMEOUT means a
- * stuck modem: the next open() resets it first (powerOn, else AT+CFUN=1,1);
- * so does a power down or a module that never answered the probe. The first
- * open() only probes: PWRKEY toggles power, so it is pulsed only for a module
- * that does not answer (a stuck one may need two open()s: off, then on).
+ * the bearer (next open: full bring-up, AT+CIPSHUT first). A TIMEOUT (the
+ * engine gives a CIPSEND 3 s for its "> ") means a stalled modem: the open
+ * ends at once and so does the bearer. The next open() probes with AT until
+ * the module answers, and carries on from there (no restart: AT+CIPSHUT resets
+ * the TCP/IP stack). With powerOn (PWRKEY wired), a module that stays silent
+ * for 10 s of probing is pulsed, and again every 10 s while it stays silent:
+ * PWRKEY toggles power, so a stuck module that the first pulse switched off is
+ * switched on by the next. A module that powered down is pulsed at the first
+ * unanswered probe.
  */
 import type { AtEngine } from "../at/engine";
 import type { Bytes, Clock, Transport, TransportHandler } from "../session/transport";
@@ -55,8 +60,8 @@ export interface Sim800Options {
  * The state lives in the constructor's closure (locals minify to one letter
  * and need no `this.`); open/write/close are bound there. Time-outs (ms on the
  * injected clock: tests speed it up): AT probe and registration poll 1 s,
- * ordinary commands 5 s; CGATT=1, CIPSHUT, CIICR, CIPSTART, CIPSEND and
- * CIPCLOSE 85 s (SIMCom's maximum for CIICR).
+ * ordinary commands and CIPCLOSE 5 s; CGATT=1, CIPSHUT, CIICR, CIPSTART and
+ * CIPSEND 85 s (SIMCom's maximum for CIICR; CIPSEND's "> " has the engine's 3 s).
  */
 export class Sim800 implements Transport {
   /** State reports; by default they go to opts.log. */
@@ -77,9 +82,12 @@ export class Sim800 implements Transport {
       h: TransportHandler | 0 | undefined,
       /** Generation, bumped whenever an open() ends: replies to older ones are ignored. */
       g = 0,
-      /** Bearer up (attached, IP); reset the modem before the next bring-up. */
+      /** Bearer up (attached, IP). */
       up: unknown,
+      /** The module powered down: PWRKEY at the first unanswered probe of the next open(). */
       rst: any,
+      /** Time of the next PWRKEY pulse while the probe goes unanswered. */
+      z: number,
       /** Socket: 0 none (yet), 1 connected, 2 closing, 3 connected with a CIPSEND in flight. */
       m: number | undefined,
       /** Bytes waiting (at most 4,096); emptied when a socket connects. */
@@ -118,15 +126,15 @@ export class Sim800 implements Transport {
       /**
        * Sends "AT" + c; f gets the final and the lines (joined by ",") and never
        * a reply that belongs to an older generation, nor a TIMEOUT but the AT
-       * probe's: the modem is stuck, the open ends and the next open() resets
-       * the modem.
+       * probe's: the modem is stuck, the open ends and the next open() probes
+       * until it answers.
        */
       cmd = (c: string, t: number, f: (final: string, lines: string, k: number) => unknown, finals?: any, secret?: any, okNotFinal?: any, data?: Bytes, k?: any) => {
         k = g;
         e.send({
           cmd: "AT" + c,
           timeout: t,
-          done: (r) => k == g && (r.final == "TIMEOUT" && c ? ((rst = 1), end(r.final, 1)) : f(r.final, r.lines + "", k)),
+          done: (r) => k == g && (r.final == "TIMEOUT" && c ? end(r.final, 1) : f(r.final, r.lines + "", k)),
           finals,
           data,
           secret,
@@ -134,9 +142,10 @@ export class Sim800 implements Transport {
         });
       },
       /** Closes the socket with a reason (CIPCLOSE); gives a bring-up up at once. */
-      shut = (why: string) => {
-        // "CLOSE OK"; a "CLOSED" from the peer meanwhile ends it as well.
-        if (h && m != 2) m ? ((m = 2), cmd("+CIPCLOSE", L, () => end(why), ["CLOSE"])) : end(why, 1);
+      shut = (why: string, x?: number) => {
+        // A send in flight is abandoned (its ABORTED finds m == 2: ignored). "CLOSE OK";
+        // a "CLOSED" from the peer meanwhile ends it as well.
+        if (h && m != 2) m ? ((x = m), (m = 2), x > 2 && e.abort(true), cmd("+CIPCLOSE", T, () => end(why), ["CLOSE"])) : end(why, 1);
       },
       pump = (b?: Bytes): void => {
         if (q && m == 1) {
@@ -183,11 +192,13 @@ export class Sim800 implements Transport {
                       i > 11 && !/T OK/.test(f) && ((up = f[0] == "C"), f);
             // e.g. "+CIICR ERROR" (the name only: AT+CSTT's arguments are secret)
             if (!v && /ERROR/.test(f)) v = steps[i].split("=")[0] + " " + f;
-            // (a module that never answered the probe is reset next time)
             v == 1
-              ? clock.setTimeout(() => k == g && run(i), P)
+              ? // silent for 10 s (at once after a power down): PWRKEY, where wired, then probe on
+                !i && o.powerOn && clock.now() >= z
+                ? ((z = clock.now() + 1e4), state("resetting"), o.powerOn(() => k == g && run(0)))
+                : clock.setTimeout(() => k == g && run(i), P)
               : v
-                ? ((rst = !i), end(v))
+                ? end(v)
                 : i > 11
                   ? // connected: the bytes waiting are the ones written from now on
                     ((m = 1), (q = ""), state("connected"), (h as TransportHandler).onOpen(), pump())
@@ -213,19 +224,13 @@ export class Sim800 implements Transport {
       }
     };
     // One open() at a time: the next one after this one's onClose.
-    me.open = (host, port, handler, k?: number, go?: () => unknown) => {
-      k = g;
-      go = () => k == g && run(0);
+    me.open = (host, port, handler) => {
       h = handler;
       steps[12] = `+CIPSTART="TCP","${host}","${port}"`;
       d = clock.now() + (o.regDeadline || 6e4);
-      if (up) run(12);
-      else if (!rst) go();
-      else {
-        rst = 0;
-        state("resetting");
-        o.powerOn ? o.powerOn(go) : cmd("+CFUN=1,1", T, go!);
-      }
+      z = rst ? 0 : clock.now() + 1e4;
+      rst = 0;
+      run(up ? 12 : 0);
     };
     me.write = (b) => m! & 1 && ((q += b).length > 4096 ? shut("overflow") : pump());
     me.close = () => shut("closed");

@@ -11,14 +11,16 @@
  * Callbacks of publish/subscribe/unsubscribe: (err?: string, granted?: number) —
  * err undefined on success; "full" (table full, at once), "offline" (QoS 0 while not
  * connected), "refused" (SUBACK 0x80 for that filter; granted is then 128, otherwise
- * the granted QoS, which may be lower than asked). publish completes when written
+ * the granted QoS, which may be lower than asked; the filter is retried all the same,
+ * see below). publish completes when written
  * (QoS 0), on PUBACK (1) or on PUBCOMP (2). Arguments that cannot be encoded (bad
  * QoS, topic too long, a lone surrogate in a topic) throw to the caller. Errors
  * and reasons are short strings ("refused: 5", "ping timeout", "connect timeout",
- * "protocol error", decoder messages) and never contain the password. A refusal
- * is "refused: " + the CONNACK return code [MQTT-3.2.2-3]: 1 protocol version,
- * 2 client id rejected, 3 server unavailable, 4 bad user name or password,
- * 5 not authorized.
+ * "protocol error", "subscription refused: <filter>", decoder messages: "oversize",
+ * "flags", "length", "type", "id", "utf8", "topic", "qos") and never contain the
+ * password. A refusal is "refused: " + the CONNACK return code [MQTT-3.2.2-3]:
+ * 1 protocol version, 2 client id rejected, 3 server unavailable, 4 bad user name
+ * or password, 5 not authorized.
  *
  * Options (times in ms unless said):
  *   host, port, clientId, clean, keepAlive (SECONDS; 0 = no keep-alive),
@@ -48,9 +50,15 @@
  *   dropped and every callback still reports (at-least-once; a QoS 2 message the broker
  *   took but had not PUBREC'd yet may arrive twice — only a kept session prevents that).
  *   disconnect() keeps the table for a later connect().
- * - Subscriptions granted by the broker are remembered. After a CONNACK with
- *   sessionPresent=0 they are re-subscribed once, in one SUBSCRIBE (a 0x80 there drops
- *   that filter and is reported by onError); with sessionPresent=1 they are not.
+ * - Subscriptions are kept until unsubscribe(): waiting in the outgoing table until
+ *   their SUBACK, then in the list of wanted filters, granted or not. After a CONNACK
+ *   with sessionPresent=0 every wanted filter is subscribed again, in one SUBSCRIBE;
+ *   with sessionPresent=1 they are not. A filter the broker refuses (SUBACK 0x80:
+ *   often temporary, an ACL being edited) is reported — to the subscribe callback the
+ *   first time, else onError("subscription refused: <filter>") — and retried in one
+ *   SUBSCRIBE of all refused filters after b ms, b doubling with each retry from
+ *   backoffMin to backoffMax (a retry that finds the outgoing table full is dropped:
+ *   the next connect without a session subscribes to every filter anyway).
  *   The inbound QoS 2 table is cleared when sessionPresent=0.
  * - Inbound: QoS 0 delivered; QoS 1 delivered then PUBACK; QoS 2 delivered once,
  *   PUBREC (also for a duplicate with a pending id, not delivered again), PUBCOMP on
@@ -58,7 +66,9 @@
  *   answered with PUBREL (lets a broker holding the id from an older session free it;
  *   its PUBCOMP is then ignored) and a PUBREL for an unknown id with PUBCOMP (spec).
  * - A fatal decoder error or a protocol error (anything but CONNACK first, a second
- *   CONNACK) closes and reconnects; a non-fatal one (oversize packet) is only reported.
+ *   CONNACK) closes and reconnects; a non-fatal one (oversize packet) is only reported,
+ *   and a drained PUBLISH at QoS 1/2 is acknowledged (PUBACK / PUBREC with the packet
+ *   id the decoder read), so that a broker keeping the session stops sending it again.
  *   Exceptions thrown by app callbacks are caught and passed to onError.
  */
 import { encode, Decoder } from "../codec";
@@ -107,7 +117,7 @@ export interface MqttClient {
  *
  * An entry of the outgoing table is the packet itself (PUBLISH, PUBREL,
  * SUBSCRIBE or UNSUBSCRIBE; dup is set once sent), with _c its callback and _r
- * set on the internal re-subscribe. The ack that completes it follows from its
+ * set on the internal re-subscribes. The ack that completes it follows from its
  * type: PUBACK/PUBREC for a PUBLISH at QoS 1/2, otherwise the next type
  * (PUBREL -> PUBCOMP, SUBSCRIBE -> SUBACK, UNSUBSCRIBE -> UNSUBACK).
  */
@@ -135,8 +145,10 @@ export const MqttClient = function (this: MqttClient, tr: Transport, clock: Cloc
   let t: any[] = [];
   /** Inbound QoS 2 ids awaiting PUBREL. */
   let rx: number[] = [];
-  /** Acknowledged subscriptions. */
-  let subs: { topic: string; qos: QoS }[] = [];
+  /** Wanted subscriptions past their first SUBACK; _x: refused by the last one. */
+  let subs: { topic: string; qos: QoS; _x?: boolean }[] = [];
+  /** Next retry delay of refused subscriptions, and its timer (truthy while pending). */
+  let sb = o.backoffMin, st: unknown;
   /** Times of the last send, the last receive, the outstanding PINGREQ (0: none). */
   let ls: number, lr: number, pt: any;
   /** CONNACK 0 received on the current connection (mirrored in .connected). */
@@ -182,6 +194,16 @@ export const MqttClient = function (this: MqttClient, tr: Transport, clock: Cloc
   const queue = (p: any, cb?: Callback) => {
     // a packet that cannot be encoded throws (encode), to the caller, and never enters the table
     t.length < o.maxInflight ? ((p.id = nid()), (p._c = cb), encode(p), t.push(p), on && resend(p)) : fin(cb, "full");
+  };
+  /**
+   * Subscribes again to the refused filters, through the table (sent now or after the
+   * next CONNACK; a full table drops the retry: the next connect without a session
+   * subscribes to every filter anyway). Never throws: those filters were encoded before.
+   */
+  const retry = (l?: any) => {
+    st = 0;
+    l = subs.filter((s) => s._x);
+    l.length && queue({ type: 8, subs: l, _r: 1 });
   };
   /** Keep-alive: acts when due, then re-arms itself for the next deadline. */
   const ka = () => {
@@ -230,16 +252,21 @@ export const MqttClient = function (this: MqttClient, tr: Transport, clock: Cloc
       if (T == 5) return void (e.type = 6);
       t = t.filter((x) => x != e);
       T == 9 &&
-        e.subs.map((s: { topic: string; qos: QoS }, j: number) => {
+        e.subs.map((s: { topic: string; qos: QoS; _x?: boolean }, j: number) => {
           unsub(s.topic);
-          (g = p.granted[j]) < 3 ? subs.push(s) : e._c ? (m = "refused") : err("refused: " + s.topic);
+          subs.push(s);
+          // a refused filter is reported, and tried again after the back-off
+          (s._x = (g = p.granted[j]) > 2) &&
+            (st || ((st = clock.setTimeout(retry, sb)), (sb = Math.min(sb * 2, o.backoffMax))),
+            e._c ? (m = "refused") : err("subscription refused: " + s.topic));
         });
       fin(e._c, m, g);
     }
   };
   const sink: DecoderSink = {
     packet: (p) => why || safe(onPacket, p),
-    error: (m, f) => (f ? drop(m) : err(m)),
+    // a drained PUBLISH at QoS 1/2 is acknowledged all the same (PUBACK / PUBREC)
+    error: (m, f, a) => (f ? drop(m) : (err(m), a && send(a))),
   };
   const open = () => {
     const g = (f: (a: any) => void) => (a?: any) => h == cur && safe(f, a);

@@ -195,17 +195,18 @@ export function oracleParse(s: string): Packet[] {
 
 export interface Collected {
   packets: Packet[];
-  errors: { message: string; fatal: boolean }[];
+  /** ack: the acknowledgement a drained PUBLISH at QoS 1/2 needs (only when given). */
+  errors: { message: string; fatal: boolean; ack?: Packet }[];
 }
 
 /** A sink that records everything. */
-export function collector(): Collected & { sink: { packet(p: Packet): void; error(m: string, f: boolean): void } } {
+export function collector(): Collected & { sink: { packet(p: Packet): void; error(m: string, f: boolean, a?: Packet | 0): void } } {
   const c: Collected = { packets: [], errors: [] };
   return {
     ...c,
     sink: {
       packet: (p) => c.packets.push(p),
-      error: (message, fatal) => c.errors.push({ message, fatal }),
+      error: (message, fatal, ack) => c.errors.push(ack ? { message, fatal, ack } : { message, fatal }),
     },
   };
 }

@@ -6,6 +6,8 @@
  * phone: MQTT.js connected to the same broker, subscribed to `led/#`.
  *
  *   const rig = await startRig({ board: "pico", modem: "sim800" });   // boots, waits for "online"
+ *   (with `phone: false` and a broker that serves the board alone, such as the misbehaving
+ *   one in ./misbehaving-broker.ts, pass `boot: false` and follow the board through that broker)
  *   await rig.command("toggle");                // phone → led (QoS 1), waits for the new led/state
  *   expect(rig.lit()).toBe(true);               // the LED pin, polarity applied
  *   await rig.retained("led/state");            // what a fresh subscriber gets
@@ -120,6 +122,8 @@ export interface RigOptions {
   config?: Partial<DeviceConfig>;
   /** Phone credentials (a broker with authentication). */
   phoneAuth?: { username: string; password: string };
+  /** Connect the phone (default true; false for a broker that serves the board alone, e.g. the misbehaving one). */
+  phone?: boolean;
   /** Extra simulator options (seed, maxChunk, baud, …). */
   sim?: Record<string, unknown>;
   /** Start the board at once (default true); false: call rig.boot() yourself. */
@@ -416,10 +420,11 @@ export class Rig {
     return `${this.board.id}-${this.modem}`;
   }
 
-  /** The board's last console lines and the last UART traffic, for failure messages. */
+  /** The board's last console lines and the last UART traffic (14 chunks, env E2E_WIRE_TAIL for more), for failure messages. */
   diagnostics(): string {
-    const tail = this.wire.slice(-14).map((e) => `  ${String(Math.round(e.t)).padStart(8)} ${e.dir} ${JSON.stringify(e.bytes).slice(0, 120)}`);
-    return `board console (last 15):\n  ${this.vb.console.slice(-15).join("\n  ")}\nuart (last 14):\n${tail.join("\n")}\n` +
+    const n = Number(process.env.E2E_WIRE_TAIL) || 14;
+    const tail = this.wire.slice(-n).map((e) => `  ${String(Math.round(e.t)).padStart(8)} ${e.dir} ${JSON.stringify(e.bytes).slice(0, 120)}`);
+    return `board console (last 15):\n  ${this.vb.console.slice(-15).join("\n  ")}\nuart (last ${n}):\n${tail.join("\n")}\n` +
       `phone: ${this.messages.slice(-8).map((m) => `${m.topic}=${m.payload}${m.retain ? "(r)" : ""}`).join(", ")}`;
   }
 
@@ -461,7 +466,7 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
   };
   const rig = new Rig(board, opts.modem, broker, own, config, firmware, opts);
   try {
-    await rig.connectPhone();
+    if (opts.phone !== false) await rig.connectPhone();
     if (opts.boot !== false) {
       rig.boot();
       await rig.waitOnline();

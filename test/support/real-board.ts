@@ -50,6 +50,12 @@ const BROKER_HOST = "broker.example";
 
 export interface RealBoardOptions {
   bin?: string;
+  /**
+   * The interpreter that writes Storage before the board starts (default: bin). A build
+   * with fewer blocks than the script has bytes cannot hold the script in RAM to write
+   * it; another Linux build of the same flash layout can.
+   */
+  storageBin?: string;
   modem: ModemKind;
   /** The built script's text (firmware/<board>-<modem>.js). */
   script: string;
@@ -121,7 +127,7 @@ export class RealBoard {
       };
       if (Object.keys(files).length) {
         writeFileSync(path.join(dir, "setup.js"), storageScript(files));
-        const r = spawnSync(bin, ["setup.js"], { cwd: dir, input: "", timeout: 20_000, encoding: "latin1" });
+        const r = spawnSync(opts.storageBin || bin, ["setup.js"], { cwd: dir, input: "", timeout: 20_000, killSignal: "SIGKILL", encoding: "latin1" });
         if (r.status !== 0) throw new Error(`writing Storage failed (exit ${r.status}): ${r.stdout.slice(-300)}`);
       }
       const env: NodeJS.ProcessEnv = { ...process.env };
