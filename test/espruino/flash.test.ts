@@ -39,12 +39,45 @@ function npmFlash(...args: string[]) {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, out };
 }
 
+/**
+ * The stand-in's own fault: the Linux build's console input queue has no lock between the
+ * thread that reads stdin and the main loop (targets/linux: jshInterruptOff() is empty), so
+ * about one 8 KB flash in ten corrupts it: the interpreter stops with "ASSERT(len <= 64)
+ * FAILED AT src/jsdevices.c" or stops answering. The flash must then fail loudly (exit 1,
+ * "the port closed" / "the board stopped answering"); the interpreter is restarted from its
+ * Storage and the flash run again, at most twice.
+ */
+const STAND_IN_FAULT = /^flash failed: the (port closed|board stopped answering) during /m;
+
 describe.skipIf(!BIN)("npm run flash onto Espruino's Linux interpreter on a pseudo-terminal (skipped: set ESPRUINO_BIN)", () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "flash-espruino-"));
   let board: PtyDevice;
   beforeAll(async () => {
     board = await espruinoBoard(BIN!, dir);
   });
+  /**
+   * npm run flash onto the board; after a fault of the stand-in interpreter (see STAND_IN_FAULT)
+   * it is restarted, `again` puts back what the test needs running, and the flash is repeated.
+   */
+  async function flashBoard(args: string[], again?: () => Promise<void>) {
+    for (let attempt = 0; ; attempt++) {
+      const r = npmFlash("--port", board.tty, ...args);
+      if (r.status === 0 || attempt === 2 || !STAND_IN_FAULT.test(r.stderr)) return r;
+      expect(r.status).toBe(1);
+      console.warn(`the stand-in interpreter failed during a flash (${r.stderr.trim()}); restarting it and flashing again`);
+      await board.stop();
+      board = await espruinoBoard(BIN!, dir);
+      await again?.();
+    }
+  }
+  const runBusy = async () => {
+    const r = await flashBoard(["--board", "linux", "--config", CONFIG, "--firmware", BUSY]);
+    expect(r.status, r.out).toBe(0);
+  };
+  const runFirmware = async () => {
+    const r = await flashBoard(["--board", "linux", "--config", CONFIG]);
+    expect(r.status, r.out).toBe(0);
+  };
   afterAll(async () => {
     await board?.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -52,7 +85,7 @@ describe.skipIf(!BIN)("npm run flash onto Espruino's Linux interpreter on a pseu
 
   it("flashes the built firmware, and the interpreter restarted from Storage runs it", async () => {
     expect(existsSync(FIRMWARE), "firmware/linux-esp8266.js is missing: npm run build").toBe(true);
-    const r = npmFlash("--board", "linux", "--port", board.tty, "--config", CONFIG);
+    const r = await flashBoard(["--board", "linux", "--config", CONFIG]);
     expect(r.status, r.out).toBe(0);
     expect(r.stderr).toBe("");
     expect(r.stdout).toMatch(/board +LINUX\w*, Espruino 2v29/);
@@ -70,26 +103,26 @@ describe.skipIf(!BIN)("npm run flash onto Espruino's Linux interpreter on a pseu
     }
     expect(boot, boot).toMatch(/resetting[\s\S]*AT\+RST/);
     expect(boot, boot).not.toMatch(/no led\.json|Uncaught|Error/);
-  }, 90_000);
+  }, 120_000);
 
-  it("reflashes over the running firmware: it is stopped first, no 'Function code is null'", () => {
+  it("reflashes over the running firmware: it is stopped first, no 'Function code is null'", async () => {
     // The firmware booted from Storage above and is running; this writes the stand-in that ticks every 50 ms.
-    const r = npmFlash("--board", "linux", "--port", board.tty, "--config", CONFIG, "--firmware", BUSY, "--verbose");
+    const r = await flashBoard(["--board", "linux", "--config", CONFIG, "--firmware", BUSY, "--verbose"], runFirmware);
     expect(r.status, r.out).toBe(0);
     expect(r.stdout).toMatch(/stopped +the old program[\s\S]*wrote +\.bootcde 555 bytes/);
     expect(r.out).not.toMatch(/Function code is null|Uncaught/);
     // The old copies were reclaimed: Storage does not fill up reflash after reflash.
     expect(r.stdout).toMatch(/storage +\d+ bytes free \(compacted: \d+ bytes of old copies reclaimed\)/);
     expect(r.stdout).toMatch(/board │ tick \d+\n[\s\S]*flash done/);
-  }, 90_000);
+  }, 120_000);
 
-  it("flashes over a program that prints every 50 ms, and ends (the board never goes quiet)", () => {
-    const r = npmFlash("--board", "linux", "--port", board.tty, "--config", CONFIG, "--verbose");
+  it("flashes over a program that prints every 50 ms, and ends (the board never goes quiet)", async () => {
+    const r = await flashBoard(["--board", "linux", "--config", CONFIG, "--verbose"], runBusy);
     expect(r.status, r.out).toBe(0);
     expect(r.stdout).toMatch(/board │ tick \d+[\s\S]*stopped +the old program/);
     expect(r.stdout).toMatch(/wrote +\.bootcde \d{4} bytes[\s\S]*board │ AT\+RST[\s\S]*flash done/);
     expect(r.out).not.toMatch(/Function code is null|Uncaught/);
-  }, 90_000);
+  }, 120_000);
 
   it("a port that does not exist: exit 1, one line, before anything is opened", () => {
     const missing = path.join(dir, "ttyACM7");
