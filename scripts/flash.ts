@@ -261,7 +261,7 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
   }
 
   const began = Date.now();
-  log(clean(`flash ${board.title} (${board.id}, ${modem}) on ${port} at ${baud} baud`));
+  log(clean(`flash ${rel(firmware)} onto ${port} (${baud} baud), built for ${board.title}`));
   log(clean(`  config    ${JSON.stringify(redact(config))}`));
   let link = o.link;
   if (!link) {
