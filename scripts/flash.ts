@@ -266,7 +266,7 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
   let link = o.link;
   if (!link) {
     try {
-      link = await openSerial(port, baud);
+      link = await openWithin(port, baud, OPEN_TIMEOUT);
     } catch (e) {
       return { ok: false, errors: [clean((e as Error).message)] };
     }
@@ -293,6 +293,30 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
     // The session ends here, whatever the board keeps printing.
     await link.close();
   }
+}
+
+const OPEN_TIMEOUT = 10_000;
+
+/** Opens the port, or fails after ms (a port that hangs on open is closed when it finally opens). */
+function openWithin(port: string, baud: number, ms: number): Promise<Link> {
+  return new Promise<Link>((resolve, reject) => {
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      reject(new Error(`opening ${port} took more than ${ms / 1000} s: unplug the board, plug it in again and flash again`));
+    }, ms);
+    openSerial(port, baud).then(
+      (link) => {
+        clearTimeout(timer);
+        if (late) void link.close();
+        else resolve(link);
+      },
+      (e) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
 }
 
 /** Which of our boards a process.env.BOARD value is, as advice. */

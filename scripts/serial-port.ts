@@ -127,7 +127,12 @@ export interface Link {
 
 /** Opens `port` at `baud`; rejects with explainOpenError's sentence. */
 export async function openSerial(port: string, baud: number): Promise<Link> {
-  const { SerialPort } = await import("serialport");
+  let SerialPort: typeof import("serialport").SerialPort;
+  try {
+    ({ SerialPort } = await import("serialport"));
+  } catch (e) {
+    throw new Error(`the serialport library does not load on this machine (${(e as Error).message.split("\n")[0]}): run npm install again`);
+  }
   return new Promise<Link>((resolve, reject) => {
     const sp = new SerialPort({ path: port, baudRate: baud, autoOpen: false, lock: true, xon: true, xoff: false });
     sp.open((err) => {
@@ -149,11 +154,28 @@ export async function openSerial(port: string, baud: number): Promise<Link> {
           new Promise<void>((done) => {
             if (closed || !sp.isOpen) return done();
             closed = true;
-            // Let what was written go out before closing; never wait longer than a second.
-            const timer = setTimeout(() => sp.close(() => done()), 1000);
+            // Let what was written go out before closing; never wait longer than two seconds in all.
+            let finished = false;
+            const finish = () => {
+              if (!finished) {
+                finished = true;
+                done();
+              }
+            };
+            const giveUp = setTimeout(finish, 2000);
+            let shutting = false;
+            const shut = () => {
+              if (shutting) return;
+              shutting = true;
+              sp.close(() => {
+                clearTimeout(giveUp);
+                finish();
+              });
+            };
+            const drained = setTimeout(shut, 1000);
             sp.drain(() => {
-              clearTimeout(timer);
-              sp.close(() => done());
+              clearTimeout(drained);
+              shut();
             });
           }),
       });
