@@ -7,20 +7,26 @@
  * flash Storage as ".bootcde", so it runs at every power-on from flash (not typed
  * through the REPL), and the device configuration as Storage file "led.json".
  *
- * It talks to the board's JavaScript console itself (scripts/flash-console.ts says
- * why not through the `espruino` tool): it checks the port exists before opening
- * it, asks which board answers, stops the old program with reset(), writes both
- * files, compacts Storage, reads back each file's length and CRC32 and compares
- * them with what was sent, then starts the new program with load(). Every failure
- * ends with exit code 1 and one line saying what went wrong and what to try; the
- * whole flash is bounded by --timeout seconds.
+ * 1. Before anything is opened: the port exists (else the serial ports there are
+ *    are listed), the espruino tool will find it, the firmware and the config are valid.
+ * 2. On the board's console (scripts/flash-console.ts): which board answers (the
+ *    wrong one is refused), reset() stops the old program, the old files are erased.
+ *    The port is closed again.
+ * 3. The Espruino command-line tool (npm package `espruino`) writes both files
+ *    (scripts/espruino-tool.ts: its command line, its time limit, what its output means).
+ * 4. On the console again: Storage is compacted, each file's length and CRC32 read
+ *    back and compared with what was sent (a mismatch erases .bootcde), and load()
+ *    starts the new program.
+ * Every failure ends with exit code 1 and one line saying what went wrong and what
+ * to try; the whole flash is bounded by --timeout seconds.
  *
- * --dry-run [dir] touches no hardware: it writes the console lines the flash would
- * send, the .bootcde bytes and the config file into dir (default
- * tmp/flash-dry-run/) and prints where. Secrets never appear in anything printed:
- * the config is shown redacted and the board's output is filtered.
+ * --dry-run [dir] touches no hardware: it writes the console lines of steps 2 and 4,
+ * the espruino command line of step 3 and the files it would write into dir
+ * (default tmp/flash-dry-run/) and prints where. Secrets never appear in anything
+ * printed: the config is shown redacted and the board's and the tool's output is filtered.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { BoardDef, ModemKind } from "../src/board/board";
@@ -28,7 +34,13 @@ import type { Clock } from "../src/session/transport";
 import { ROOT } from "./bundle";
 import { checkEspruino, formatFinding } from "./espruino-check";
 import { loadConfig, redact } from "./config";
-import { DEFAULT_TIMEOUTS, flashOverConsole, sessionLines, type ConsolePlan, type Timeouts } from "./flash-console";
+import {
+  DEFAULT_TIMEOUTS, eraseProgram, finishBoard, prepareBoard, sessionLines,
+  type ConsoleOptions, type ConsolePlan, type FinishResult, type PrepareResult, type SessionResult, type Timeouts,
+} from "./flash-console";
+import {
+  boardJson, espruinoArgv, interpretRun, pathProblem, runEspruino, shellLine, toolPortProblem, type RunOptions, type ToolRun,
+} from "./espruino-tool";
 import { checkPort, formatPorts, listSerialPorts, openSerial, type Link, type PortInfo } from "./serial-port";
 
 export const CONFIG_FILE = "led.json";
@@ -68,11 +80,18 @@ export interface FlashOptions {
   env?: Record<string, string | undefined>;
   /** Where printed lines go (default stdout). Nothing printed ever holds a secret. */
   log?: (line: string) => void;
-  /** Tests: the link to use instead of opening the port, the clock, the step time-outs, a tap on the bytes. */
-  link?: Link;
+  /**
+   * Tests and recordings: how the console sessions reach the board (default: open the
+   * port; n counts the sessions, 1 before the tool, 2 after), the clock, the step
+   * time-outs, a tap on the bytes, how the tool runs (default: runEspruino), and the
+   * check that the tool will find the port (default: toolPortProblem).
+   */
+  openLink?: (n: number) => Promise<Link>;
   clock?: Clock;
   timeouts?: Partial<Timeouts>;
   tap?: (dir: "tx" | "rx", data: string) => void;
+  runTool?: (argv: string[], o: RunOptions) => Promise<ToolRun>;
+  portCheck?: (port: string) => Promise<string | undefined>;
   /** Tests: the device directory ports are listed from (default /dev). */
   devDir?: string;
 }
@@ -83,13 +102,17 @@ export interface FlashResult {
   errors: string[];
   /** Dry run: the directory written. */
   dir?: string;
-  /** The console lines a flash sends (dry run), or sent (real run: through tap). */
-  lines?: string[];
+  /** The console lines a flash types before and after the tool (dry run). */
+  lines?: { before: string[]; after: string[] };
+  /** The espruino command line (argv, first element the tool), when it was built. */
+  argv?: string[];
+  /** The tool's run, when it ran. */
+  tool?: ToolRun;
   /** Real run: the board's answers. */
   board?: string;
   readBack?: Record<string, [number, number] | null>;
   started?: string[];
-  /** True when the board's Storage was changed (a write began). */
+  /** True when the board's Storage was changed (the old files erased). */
   wrote?: boolean;
 }
 
@@ -200,7 +223,7 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
   const port = o.port ?? "/dev/ttyACM0";
   const baud = o.baud ?? DEFAULT_BAUD;
   // The port first: a missing one is reported before anything else is read or opened.
-  if (!dry && !o.link) {
+  if (!dry && !o.openLink) {
     if (!o.port) return { ok: false, errors: [await noPortMessage("--port <device> is required", o.devDir)] };
     const problem = checkPort(port);
     if (problem) return { ok: false, errors: [await noPortMessage(problem, o.devDir)] };
@@ -227,14 +250,14 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
   if (errors.length) return { ok: false, errors: errors.map(clean) };
   const configText = JSON.stringify(config);
 
-  // led.json first, the program last: a flash cut short leaves no half program behind.
   const check = ESPRUINO_BOARDS[board.id];
   const plan: ConsolePlan = {
     files: [{ name: CONFIG_FILE, data: Buffer.from(configText, "utf8").toString("latin1") }, { name: BOOT_FILE, data: script }],
     program: BOOT_FILE,
     board: check && { title: board.title, pattern: check.pattern, names: check.names, hint: boardHint },
   };
-  const lines = sessionLines(plan);
+  const bootBytes = script.length;
+  const configBytes = plan.files[0].data.length;
 
   const rel = (p: string) => {
     const r = path.relative(ROOT, p);
@@ -242,59 +265,133 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
   };
   if (dry) {
     const dir = path.resolve(ROOT, o.dryRun === true ? DEFAULT_DRY_DIR : (o.dryRun as string));
-    mkdirSync(dir, { recursive: true });
+    const lines = sessionLines(plan);
     const bootFile = path.join(dir, "bootcde.js");
     const cfgFile = path.join(dir, CONFIG_FILE);
-    const consoleFile = path.join(dir, "console.txt");
+    const boardFile = path.join(dir, "board.json");
+    const argv = espruinoArgv({ port, baud, boardJson: rel(boardFile), bootFile: rel(bootFile), configFile: rel(cfgFile) });
+    const bad = pathProblem(argv);
+    if (bad) return { ok: false, errors: [bad] };
+    mkdirSync(dir, { recursive: true });
     writeFileSync(bootFile, script, "latin1");
     writeFileSync(cfgFile, configText, { mode: 0o600 });
     chmodSync(cfgFile, 0o600);
+    writeFileSync(boardFile, boardJson(check ? check.names.split(" ")[0] : board.id));
     writeFileSync(path.join(dir, "led.redacted.json"), JSON.stringify(redact(config), null, 2) + "\n");
-    writeFileSync(consoleFile, lines.map(visible).join("\n") + "\n", { mode: 0o600 });
-    chmodSync(consoleFile, 0o600);
+    writeFileSync(path.join(dir, "console-before.txt"), lines.before.map(visible).join("\n") + "\n");
+    writeFileSync(path.join(dir, "console-after.txt"), lines.after.map(visible).join("\n") + "\n");
+    writeFileSync(path.join(dir, "espruino.txt"), shellLine(argv) + "\n");
+    writeFileSync(path.join(dir, "espruino.json"), JSON.stringify(argv) + "\n");
     log(clean(`dry run for ${board.title} (${board.id}, ${modem}): nothing sent, written to ${rel(dir)}/`));
-    log(clean(`  console.txt   the ${lines.length} lines a flash types on the board's console (holds led.json; mode 600)`));
-    log(clean(`  bootcde.js    ${script.length} bytes for Storage ${BOOT_FILE} (from ${rel(firmware)})`));
-    log(clean(`  led.json      ${plan.files[0].data.length} bytes for Storage ${CONFIG_FILE} (holds the secrets; mode 600)`));
+    log(clean(`  console-before.txt  the ${lines.before.length} lines typed on the board's console first: who is there, reset(), erase the old files`));
+    log(clean(`  espruino.txt        the espruino tool's command, which writes both files:`));
+    log(clean(`                      ${shellLine(argv)}`));
+    log(clean(`  console-after.txt   the ${lines.after.length} lines typed after it: compact, read back length and CRC32, load()`));
+    log(clean(`  bootcde.js          ${bootBytes} bytes for Storage ${BOOT_FILE} (from ${rel(firmware)})`));
+    log(clean(`  led.json            ${configBytes} bytes for Storage ${CONFIG_FILE} (holds the secrets; mode 600)`));
+    log(clean(`  board.json          the board description the tool gets instead of looking it up online`));
     log(clean(`  config (redacted): ${JSON.stringify(redact(config))}`));
-    return { ok: true, errors: [], dir, lines };
+    return { ok: true, errors: [], dir, lines, argv };
   }
 
   const began = Date.now();
+  const clock = o.clock ?? realClock;
+  const limit = (o.timeout ?? DEFAULT_TIMEOUTS.total / 1000) * 1000;
+  const deadline = clock.now() + limit;
   log(clean(`flash ${rel(firmware)} onto ${port} (${baud} baud), built for ${board.title}`));
   log(clean(`  config    ${JSON.stringify(redact(config))}`));
-  let link = o.link;
-  if (!link) {
+
+  // The tool opens only a port the system lists: find out before the board is touched.
+  const toolProblem = await (o.portCheck ?? toolPortProblem)(port);
+  if (toolProblem) return { ok: false, errors: [clean(toolProblem)] };
+
+  const consoleOpts = (): ConsoleOptions => ({
+    clock,
+    timeouts: { ...o.timeouts, total: deadline - clock.now() },
+    limitSeconds: limit / 1000,
+    log: (l) => log(clean("  " + l)),
+    boardLine: o.verbose ? (l) => log(clean("  board │ " + l)) : undefined,
+    tap: o.tap,
+  });
+  const open = async (n: number): Promise<Link> => (o.openLink ? o.openLink(n) : openWithin(port, baud, OPEN_TIMEOUT));
+  /** Opens the port, runs a session, and closes the port whatever happens; a port that does not open is a failed session. */
+  const session = async <R extends SessionResult>(n: number, body: (link: Link) => Promise<R>): Promise<R | SessionResult> => {
+    let link: Link;
     try {
-      link = await openWithin(port, baud, OPEN_TIMEOUT);
+      link = await open(n);
     } catch (e) {
-      return { ok: false, errors: [clean((e as Error).message)] };
+      return { ok: false, stage: "open", error: (e as Error).message };
     }
-  }
+    try {
+      return await body(link);
+    } finally {
+      await link.close();
+    }
+  };
+
+  // The config and the board description go through a private temporary directory, removed afterwards.
+  const tmp = mkdtempSync(path.join(os.tmpdir(), "led-flash-"));
   try {
-    const r = await flashOverConsole(link, plan, {
-      clock: o.clock ?? realClock,
-      timeouts: { ...o.timeouts, ...(o.timeout ? { total: o.timeout * 1000 } : {}) },
-      log: (l) => log(clean("  " + l)),
-      boardLine: o.verbose ? (l) => log(clean("  board │ " + l)) : undefined,
-      tap: o.tap,
+    const cfgFile = path.join(tmp, CONFIG_FILE);
+    const boardFile = path.join(tmp, "board.json");
+    writeFileSync(cfgFile, configText, { mode: 0o600 });
+    const argv = espruinoArgv({ port, baud, boardJson: boardFile, bootFile: rel(firmware), configFile: cfgFile });
+    const bad = pathProblem(argv);
+    if (bad) return { ok: false, errors: [clean(bad)] };
+
+    // 2. Who is there; stop the old program; erase the old files.
+    const prep: Partial<PrepareResult> & SessionResult = await session(1, (link) => prepareBoard(link, plan, consoleOpts()));
+    for (const w of prep.warnings ?? []) log(clean("  note      " + w));
+    if (!prep.ok) {
+      const gone = prep.erased ? `; the old ${BOOT_FILE} and ${CONFIG_FILE} were erased, so the board runs nothing at boot` : "";
+      return { ok: false, errors: [clean((prep.error ?? "the flash failed") + gone)], board: prep.board, wrote: prep.erased, argv };
+    }
+    writeFileSync(boardFile, boardJson(prep.board ?? board.id));
+
+    // 3. The espruino tool writes both files.
+    if (o.verbose) log(clean(`  espruino  ${shellLine(argv)}`));
+    const toolMs = Math.max(1000, deadline - clock.now() - FINISH_RESERVE);
+    const tool = await (o.runTool ?? runEspruino)(argv, {
+      cwd: ROOT,
+      timeoutMs: toolMs,
+      onLine: o.verbose ? (l) => log(clean("  espruino │ " + l.replace(/\r/g, ""))) : undefined,
     });
-    const out = { board: r.board, readBack: r.readBack, started: r.started, wrote: r.wrote };
-    for (const w of r.warnings) log(clean("  note      " + w));
-    if (!r.ok) return { ok: false, errors: [clean(r.error ?? "the flash failed")], ...out };
-    if (r.started && r.started.length && !o.verbose) {
+    const verdict = interpretRun(tool, { port, timeoutMs: toolMs });
+    const out = { board: prep.board, wrote: true, argv, tool };
+    if (!verdict.ok) {
+      let after = `; the old ${BOOT_FILE} and ${CONFIG_FILE} were erased before, so the board runs nothing at boot until a flash succeeds`;
+      if (verdict.reachedBoard) {
+        // The tool may have written part of the program: it must not run at the next boot.
+        // Its own short bound (a hello and one statement), even when the flash's time is up: this leaves the board safe.
+        const erased = await session(3, (link) => eraseProgram(link, plan, { ...consoleOpts(), timeouts: { ...o.timeouts } }));
+        if (!erased.ok) after = `; the board may hold part of ${BOOT_FILE}, which would run at the next boot: flash again`;
+        else after = `; ${BOOT_FILE} was erased, so the board runs nothing at boot until a flash succeeds`;
+      }
+      return { ok: false, errors: [clean(verdict.error + after)], ...out };
+    }
+    log(clean(`  wrote     ${CONFIG_FILE} ${configBytes} bytes, ${BOOT_FILE} ${bootBytes} bytes (the espruino tool, ${(tool.ms / 1000).toFixed(1)} s)`));
+
+    // 4. Compact, read back, start.
+    const fin: Partial<FinishResult> & SessionResult = await session(2, (link) => finishBoard(link, plan, consoleOpts()));
+    const res = { ...out, readBack: fin.readBack, started: fin.started };
+    if (!fin.ok) {
+      const unread = fin.readBack ? "" : "the files were written, but ";
+      return { ok: false, errors: [clean(unread + (fin.error ?? "the flash failed"))], ...res };
+    }
+    if (fin.started && fin.started.length && !o.verbose) {
       log("  started   the new program printed:");
-      for (const l of r.started.slice(0, 6)) log(clean("            " + l));
-      if (r.started.length > 6) log(`            … (${r.started.length - 6} more lines in ${DEFAULT_TIMEOUTS.watch / 1000} s)`);
+      for (const l of fin.started.slice(0, 6)) log(clean("            " + l));
+      if (fin.started.length > 6) log(`            … (${fin.started.length - 6} more lines in ${DEFAULT_TIMEOUTS.watch / 1000} s)`);
     } else if (!o.verbose) log("  started   the new program (it printed nothing yet)");
     log(`flash done in ${((Date.now() - began) / 1000).toFixed(1)} s: ${BOOT_FILE} runs at every power-on`);
-    return { ok: true, errors: [], ...out };
+    return { ok: true, errors: [], ...res };
   } finally {
-    // The session ends here, whatever the board keeps printing.
-    await link.close();
+    rmSync(tmp, { recursive: true, force: true });
   }
 }
 
+/** Time kept back from the tool for reading back and starting the program afterwards. */
+const FINISH_RESERVE = 8_000;
 const OPEN_TIMEOUT = 10_000;
 
 /** Opens the port, or fails after ms (a port that hangs on open is closed when it finally opens). */

@@ -1,26 +1,52 @@
 /**
- * Replays a console exchange recorded from a real Espruino interpreter
- * (test/fixtures/flash/*.json, made by test/espruino/record-flash-fixtures.ts) as
- * the board on the other end of a flash: each line the flash sends must be the
- * line recorded, and is answered with what the interpreter printed after it.
+ * Replays a flash recorded against a real Espruino interpreter
+ * (test/fixtures/flash/*.json, made by test/espruino/record-flash-fixtures.ts):
+ * each console session as the board on the other end (each line the flash sends
+ * must be the line recorded, and is answered with what the interpreter printed
+ * after it), and the espruino tool's run as it ended (its argv, output, exit).
  * Time is a FakeClock: drive() runs it to the next timer whenever nothing else is
  * left to do, so time-outs happen without waiting.
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { ROOT } from "../../scripts/bundle";
+import type { ToolRun } from "../../scripts/espruino-tool";
 import type { Link } from "../../scripts/serial-port";
 import { FakeClock } from "./fake-clock";
+
+export type Exchange = ["tx" | "rx", string][];
 
 export interface FlashFixture {
   about: string;
   options: { board: string; firmware: string; config: string };
   result: { ok: boolean; errors: string[] };
-  exchange: ["tx" | "rx", string][];
+  /** The console sessions by number: 1 before the tool, 2 after it, 3 erasing after a failed tool run. */
+  sessions: Record<string, Exchange>;
+  /** The tool's run; argv with the temporary directory as $TMP and the board's device as $PORT. */
+  tool?: { argv: string[] } & ToolRun;
 }
 
+/** A recorded run of the espruino tool alone (test/fixtures/flash/tool/*.json). */
+export interface ToolFixture {
+  about: string;
+  argv: string[];
+  run: ToolRun;
+  timeoutMs: number;
+}
+
+/** A whole flash; the file keeps each session as "session N", one array entry per chunk. */
 export function loadFixture(name: string): FlashFixture {
-  return JSON.parse(readFileSync(path.join(ROOT, "test/fixtures/flash", name + ".json"), "utf8"));
+  const raw = JSON.parse(readFileSync(path.join(ROOT, "test/fixtures/flash", name + ".json"), "utf8"));
+  const sessions: Record<string, Exchange> = {};
+  for (const k of Object.keys(raw)) {
+    const m = /^session (\d+)$/.exec(k);
+    if (m) sessions[m[1]] = raw[k];
+  }
+  return { ...raw, tool: raw.tool ?? undefined, sessions };
+}
+
+export function loadToolFixture(name: string): ToolFixture {
+  return JSON.parse(readFileSync(path.join(ROOT, "test/fixtures/flash/tool", name + ".json"), "utf8"));
 }
 
 export interface ReplayOptions {
@@ -45,7 +71,7 @@ export class ReplayLink implements Link {
   private pos = 0;
   private txIndex = 0;
 
-  constructor(private fixture: FlashFixture, private clock: FakeClock, private opts: ReplayOptions = {}) {}
+  constructor(private exchange: Exchange, private clock: FakeClock, private opts: ReplayOptions = {}) {}
 
   onData(cb: (d: string) => void): void {
     this.cb = cb;
@@ -66,7 +92,7 @@ export class ReplayLink implements Link {
       return;
     }
     if (this.opts.stopAfterTx !== undefined && i > this.opts.stopAfterTx) return;
-    const ex = this.fixture.exchange;
+    const ex = this.exchange;
     const rec = this.pos < ex.length && ex[this.pos][0] === "tx" ? ex[this.pos][1] : undefined;
     if (rec !== data) this.mismatches.push([i, data, rec]);
     if (rec !== undefined) this.pos++;
@@ -79,7 +105,7 @@ export class ReplayLink implements Link {
 
   /** Plays the recorded output up to the next recorded tx (asynchronously, as a port would). */
   private playUntilTx(): void {
-    const ex = this.fixture.exchange;
+    const ex = this.exchange;
     let out: string[] = [];
     while (this.pos < ex.length && ex[this.pos][0] === "rx") out.push(ex[this.pos++][1]);
     if (this.opts.alterRx && out.length) out = [this.opts.alterRx(out.join(""))];

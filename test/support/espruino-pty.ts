@@ -6,10 +6,11 @@
  * from what was flashed.
  *
  * Also: a pseudo-terminal with some other program behind it (a port that is not an
- * Espruino), and the interpreter started on pipes to read what it prints at boot.
+ * Espruino), the interpreter started on pipes to read what it prints at boot, and a
+ * udevadm that lists the pseudo-terminals as serial ports (udevAdmStandIn).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 export interface PtyDevice {
@@ -87,4 +88,47 @@ export async function bootOutput(bin: string, dir: string, until: RegExp, ms = 1
     await stopper(proc)();
   }
   return out;
+}
+
+/** The first executable `name` on PATH, or undefined. */
+function which(name: string, pathVar = process.env.PATH ?? ""): string | undefined {
+  for (const d of pathVar.split(path.delimiter)) {
+    const f = path.join(d, name);
+    try {
+      accessSync(f, constants.X_OK);
+      return f;
+    } catch {
+      /* not here */
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The espruino tool opens only a port that its port list names, and on Linux that list
+ * is `udevadm info -e` (through serialport): serial devices the kernel registered.
+ * A pseudo-terminal is never among them. This writes dir/bin/udevadm, which prints the
+ * system's own list and then one tty entry per given pseudo-terminal (its link resolved
+ * when it runs, so a restarted stand-in is found again), and returns an environment
+ * with dir/bin first on PATH. Only the stand-in boards' ports are added; nothing else changes.
+ */
+export function udevAdmStandIn(dir: string, ttys: string[], env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const bin = path.join(dir, "bin");
+  mkdirSync(bin, { recursive: true });
+  const real = which("udevadm", env.PATH);
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const script = [
+    "#!/bin/sh",
+    "# test stand-in: the system's udevadm, plus the pseudo-terminals of Espruino stand-in boards as serial ports",
+    real ? `if [ "$1 $2" != "info -e" ]; then exec ${q(real)} "$@"; fi` : `if [ "$1 $2" != "info -e" ]; then exit 1; fi`,
+    real ? `${q(real)} info -e` : "",
+    `for t in ${ttys.map(q).join(" ")}; do`,
+    `  d=$(readlink -f "$t") && [ -e "$d" ] || continue`,
+    `  printf 'P: /devices/virtual/tty/stand-in\\nN: ttyACM-stand-in\\nE: DEVNAME=%s\\nE: SUBSYSTEM=tty\\n\\n' "$d"`,
+    "done",
+    "",
+  ].join("\n");
+  writeFileSync(path.join(bin, "udevadm"), script);
+  chmodSync(path.join(bin, "udevadm"), 0o755);
+  return { ...env, PATH: bin + path.delimiter + (env.PATH ?? "") };
 }
