@@ -18,7 +18,10 @@ import mqttPacket from "mqtt-packet";
 import mqtt from "mqtt";
 import { encode, Decoder, type Packet } from "../src/codec/index";
 import { AtEngine } from "../src/at/engine";
+import { parseArgs } from "node:util";
 import { startDemo } from "./start";
+import { measureReal } from "./real-bench";
+import { FAKETIME_LIB, realBoardUnavailable } from "../test/support/real-board";
 import type { ModemKind } from "../src/board/board";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -117,6 +120,66 @@ function sizes(): void {
   const report = JSON.parse(readFileSync(f, "utf8"));
   for (const s of report.scripts ?? []) console.log(`   ${String(s.file ?? s.name).padEnd(28)} ${fmt(s.bytes).padStart(6)}`);
   for (const l of report.layers ?? []) console.log(`   layer ${String(l.name).padEnd(22)} ${fmt(l.bytes).padStart(6)}${l.budget ? " / " + fmt(l.budget) : ""}`);
+}
+
+/**
+ * `npm run bench -- --espruino [--boards linux,pico] [--commands 1000] [--cycles 1000]`:
+ * the built scripts on the real interpreter (ESPRUINO_BIN; ESPRUINO_BIN_ORIGINAL, a
+ * build with the Espruino Original's 2,756 blocks, adds a second table), one after the
+ * other. Without ESPRUINO_BIN it says how to point it at one, and exits 0.
+ */
+async function benchEspruino(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      espruino: { type: "boolean" },
+      boards: { type: "string" },
+      commands: { type: "string", default: "1000" },
+      cycles: { type: "string", default: "1000" },
+      "cpu-commands": { type: "string", default: "100" },
+    },
+  });
+  const bins = [process.env.ESPRUINO_BIN, process.env.ESPRUINO_BIN_ORIGINAL].filter((b): b is string => !!b);
+  const why = realBoardUnavailable();
+  if (why || !bins.length) {
+    console.log(`bench --espruino: ${why || "ESPRUINO_BIN is not set"}.`);
+    console.log("Build Espruino's Linux interpreter from its public source (espruino/Espruino), outside this repository,");
+    console.log("and run: ESPRUINO_BIN=/path/to/espruino npm run bench -- --espruino   (docs/espruino.md, 'The real interpreter').");
+    return;
+  }
+  const report = JSON.parse(readFileSync(path.join(ROOT, "firmware/sizes.json"), "utf8"));
+  const wanted = values.boards ? values.boards.split(",") : undefined;
+  const scripts: { file: string; board: string; modem: ModemKind }[] = (report.scripts ?? [])
+    .filter((s: { board: string }) => !wanted || wanted.includes(s.board));
+  const num = (s: string | undefined) => Number(s);
+  const cyclesWanted = num(values.cycles);
+  // a Linux build with fewer blocks than the script has bytes cannot write it to Storage itself
+  const storageBin = process.env.ESPRUINO_BIN;
+  for (const bin of bins) {
+    console.log(`\nReal interpreter ${bin} — built scripts run from Storage, modem simulator on a pty, Aedes;`);
+    console.log(`blocks net of the interpreter's own, CPU of the interpreter process (this host), ${num(values.commands)} commands, ${cyclesWanted} keep-alive cycles`);
+    console.log("   script                      load  subscr.  peak  after cmds  KA 10→last    CPU/cmd   idle/s   on→SUBACK");
+    for (const s of scripts) {
+      const script = readFileSync(path.join(ROOT, "firmware", s.file), "latin1");
+      try {
+        const f = await measureReal({
+          bin, storageBin, name: s.file.replace(/\.js$/, ""), modem: s.modem, script,
+          commands: num(values.commands), cpuCommands: num(values["cpu-commands"]), cycles: FAKETIME_LIB ? cyclesWanted : 0,
+        });
+        const ka = f.cycles ? `${f.blocksAtCycle10}→${f.blocksAfterCycles} (${f.cycles})` : "no faketime";
+        console.log(
+          `   ${f.name.padEnd(26)} ${String(f.afterLoad).padStart(5)} ${String(f.subscribed).padStart(8)} ${String(f.peak).padStart(5)} ${String(f.afterCommands).padStart(11)}  ${ka.padEnd(17)} ${fmt(f.cpuPerCommand, 2).padStart(6)} ms ${fmt(f.idlePerSecond, 2).padStart(6)} ms ${fmt(f.bootToSubscribed).padStart(8)} ms`,
+        );
+      } catch (e) {
+        console.log(`   ${s.file.padEnd(26)} failed: ${(e as Error).message.split("\n")[0]}`);
+      }
+    }
+  }
+}
+
+if (process.argv.includes("--espruino")) {
+  await benchEspruino(process.argv.slice(2));
+  process.exit(0);
 }
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 20);

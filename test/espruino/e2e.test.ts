@@ -150,7 +150,14 @@ describe.skipIf(!!why).each(["esp8266", "sim800"] as ModemKind[])("real interpre
     for (let i = 0; i < 20; i++) await phone.command("toggle");
     await sleep(200);
     const start = await rb.blocks();
-    for (let i = 0; i < 1000; i++) await phone.command(i % 2 ? "on" : "off");
+    // a steady stream, one command every 20 ms (QoS 1): the state report waits for a pause
+    // in the commands, so waiting for each one's report would take half a second a command
+    for (let i = 0; i < 1000; i++) {
+      await phone.client.publishAsync("led", i % 2 ? "on" : "off", { qos: 1 });
+      await sleep(20);
+    }
+    // the stream ended with "on" (i = 999)
+    expect(await phone.command("toggle", "led", 30_000)).toBe("off");
     await sleep(200);
     const end = await rb.blocks();
     console.log(`  ${modem}: ${start} blocks after 20 commands, ${end} after 1,020`);

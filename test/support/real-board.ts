@@ -40,9 +40,19 @@ export function realBoardUnavailable(): string {
   if (spawnSync("socat", ["-V"], { stdio: "ignore" }).status !== 0) return "socat is not installed (apt-get install socat)";
   return "";
 }
-export const FAKETIME_LIB = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1", "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1"].find((f) =>
-  existsSync(f),
-);
+/**
+ * libfaketime for each word size that is installed (Debian's faketime; libfaketime:i386 for a
+ * 32-bit interpreter): the loader takes the one that fits the binary and skips the other.
+ */
+export const FAKETIME_LIB =
+  [
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+    "/usr/lib/i386-linux-gnu/faketime/libfaketimeMT.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+    "/usr/lib/arm-linux-gnueabihf/faketime/libfaketimeMT.so.1",
+  ]
+    .filter((f) => existsSync(f))
+    .join(" ") || undefined;
 
 /** Credentials the simulated network expects; none may ever reach the console. */
 export const REAL_SECRETS = { ssid: "real-lab", wifiPassword: 'Wifi-R3al,"x', apn: "internet.real", apnPassword: "Apn-R3al-5" };
@@ -163,7 +173,10 @@ export class RealBoard {
       o.modem === "esp8266"
         ? createModemSim("esp8266", { ssid: REAL_SECRETS.ssid, password: REAL_SECRETS.wifiPassword, ...simOpts })
         : createModemSim(o.modem, { apn: REAL_SECRETS.apn, ...simOpts });
-    this.sim.on("tx", (chunk: string) => this.uartSock?.write(Buffer.from(chunk, "latin1")));
+    this.sim.on("tx", (chunk: string) => {
+      if (process.env.UART_ECHO) console.log("uart<", JSON.stringify(chunk));
+      this.uartSock?.write(Buffer.from(chunk, "latin1"));
+    });
     this.uartServer = net.createServer((sock) => {
       this.uartSock = sock;
       sock.on("data", (d: Buffer) => { if (process.env.UART_ECHO) console.log("uart>", JSON.stringify(d.toString("latin1"))); this.sim.receive(d.toString("latin1")); });
