@@ -7,7 +7,7 @@ import { describe, it, expect, beforeEach } from "vitest";
 import { MqttClient, type MqttOptions } from "../src/session";
 import { type Packet } from "../src/codec";
 import { encodeServer as encode, ServerDecoder } from "../src/codec/server";
-import type { Transport, TransportHandler } from "../src/session/transport";
+import type { Transport, TransportHandler } from "../src/transport";
 import { FakeClock } from "./support/fake-clock";
 
 class ScriptTransport implements Transport {

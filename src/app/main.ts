@@ -7,7 +7,7 @@ import board from "virtual:board";
 import { Modem } from "virtual:modem";
 import { AtEngine } from "../at/engine";
 import { MqttClient } from "../session/index";
-import type { Clock } from "../session/transport";
+import type { Clock } from "../transport";
 import { CONFIG_FILE, type DeviceConfig } from "./config";
 import { LED_IGNORE, nextLevel, parseCommand } from "./led";
 import { announce } from "./discovery";

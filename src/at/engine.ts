@@ -50,7 +50,7 @@
  * costs the rest of that chunk, logged).
  * A `secret` command is logged as "AT+XYZ=<hidden>"; line contents are never logged.
  */
-import type { Bytes, Clock } from "../session/transport";
+import type { Bytes, Clock } from "../transport";
 
 /** The modem's UART as the engine needs it: Espruino's SerialN fits. */
 export interface Uart {

@@ -17,7 +17,7 @@
  * sequence, which the tests check; whether Espruino's does as strictly has not
  * been measured, so on the board invalid UTF-8 may get through as bytes.
  */
-import type { Bytes } from "../session/transport";
+import type { Bytes } from "../transport";
 import type { AckPacket, Packet } from "./packets";
 
 export * from "./packets";

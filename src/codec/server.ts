@@ -5,7 +5,7 @@
  * decoding of the client->server packets (CONNECT, SUBSCRIBE, UNSUBSCRIBE,
  * PINGREQ, DISCONNECT) on top of the firmware Decoder.
  */
-import type { Bytes } from "../session/transport";
+import type { Bytes } from "../transport";
 import { encode, no, utf8Decode, w16, type Decoder } from "./index";
 import type { Packet } from "./packets";
 

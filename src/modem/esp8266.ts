@@ -35,7 +35,7 @@
  * Not done: certificates (AT+CIPSSLCCONF), TLS versions (the firmware's own).
  */
 import type { AtEngine } from "../at/engine";
-import type { Bytes, Clock, Transport, TransportHandler } from "../session/transport";
+import type { Bytes, Clock, Transport, TransportHandler } from "../transport";
 
 export interface EspOptions {
   ssid: string;

@@ -40,7 +40,7 @@
  * unanswered probe.
  */
 import type { AtEngine } from "../at/engine";
-import type { Bytes, Clock, Transport, TransportHandler } from "../session/transport";
+import type { Bytes, Clock, Transport, TransportHandler } from "../transport";
 
 export interface Sim800Options {
   apn: string;

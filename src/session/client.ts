@@ -73,7 +73,7 @@
  */
 import { encode, Decoder } from "../codec";
 import type { PublishPacket, QoS, Will, DecoderSink } from "../codec";
-import type { Bytes, Clock, Transport, TransportHandler } from "./transport";
+import type { Bytes, Clock, Transport, TransportHandler } from "../transport";
 
 export interface MqttOptions {
   host: string;

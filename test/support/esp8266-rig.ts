@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import mqtt from "mqtt";
 import { Esp8266, type EspOptions } from "../../src/modem/esp8266";
-import type { Clock } from "../../src/session/transport";
+import type { Clock } from "../../src/transport";
 import { Esp8266Sim, type Esp8266SimOptions } from "../../scripts/modem-sim/esp8266";
 import { ModemRig, startAedesBroker, within, type Broker } from "./modem-rig";
 

@@ -9,7 +9,7 @@
  * no longer a timer (already fired or cleared) THROWS, as Espruino does
  * ("Unknown Timeout"). Use it to prove code never clears a fired handle.
  */
-import type { Clock } from "../../src/session/transport";
+import type { Clock } from "../../src/transport";
 
 interface Timer { at: number; seq: number; fn: () => void; id: number }
 

@@ -9,7 +9,7 @@ import net from "node:net";
 import { Aedes } from "aedes";
 import mqttPacket from "mqtt-packet";
 import { AtEngine } from "../../src/at/engine";
-import type { Clock, Transport, TransportHandler } from "../../src/session/transport";
+import type { Clock, Transport, TransportHandler } from "../../src/transport";
 import type { ModemSimCore } from "../../scripts/modem-sim/core";
 
 export const realClock: Clock = {

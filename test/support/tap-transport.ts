@@ -10,7 +10,7 @@
  */
 import { Decoder, type DecoderSink, type Packet } from "../../src/codec";
 import { ServerDecoder } from "../../src/codec/server";
-import type { Bytes, Transport, TransportHandler } from "../../src/session/transport";
+import type { Bytes, Transport, TransportHandler } from "../../src/transport";
 
 export type Dir = "in" | "out";
 

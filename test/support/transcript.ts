@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import fs from "node:fs";
 import path from "node:path";
 import { AtEngine } from "../../src/at/engine";
-import type { Transport } from "../../src/session/transport";
+import type { Transport } from "../../src/transport";
 import { FakeClock } from "./fake-clock";
 
 export interface Step {

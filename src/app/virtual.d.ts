@@ -4,7 +4,7 @@
  * "virtual:modem" re-exports the chosen driver (src/modem/<modem>.ts).
  */
 declare module "virtual:board" {
-  const board: import("./board").BoardDef;
+  const board: import("../board/board").BoardDef;
   export default board;
 }
 
