@@ -36,6 +36,9 @@ export const terserOptions = {
     // terser turns `x === "OK"` into `"OK" === x`; after `case N:` that shape hits the
     // Espruino 2v29 switch bug (the string loses its value). Keep constants on the right.
     lhs_constants: false,
+    // Host-only code in src/ is guarded by `typeof FIRMWARE == "undefined"` (src/codec/index.ts):
+    // defined here, the guard is the constant false and the minifier drops what it guards.
+    global_defs: { FIRMWARE: true },
   },
   // Every property is renamed except: names terser knows from JavaScript's built-ins
   // and the DOM (its default), the Espruino API the firmware calls or passes

@@ -24,6 +24,15 @@ export * from "./packets";
 
 const chr = String.fromCharCode;
 
+/**
+ * The firmware build defines FIRMWARE (terser `global_defs`, scripts/bundle.ts), so
+ * HOST_SIDE is the constant false there and the minifier drops every branch it
+ * guards: the server-side decoding that ./server.ts plugs into Decoder costs the
+ * board no byte. On the host (tests, tools) nothing defines it and HOST_SIDE is true.
+ */
+declare const FIRMWARE: boolean;
+const HOST_SIDE = typeof FIRMWARE == "undefined";
+
 /** Throws Error(m): every codec failure goes through here. */
 export const no = (m: string): never => {
   throw Error(m);
@@ -138,8 +147,8 @@ export interface DecoderSink {
 
 /**
  * Streaming decoder of the packets a server sends (a client->server type is the
- * fatal error "type"; ./server.ts's ServerDecoder, a host-only copy with a hook
- * for those bodies, decodes them). Never holds
+ * fatal error "type", unless a host-side hook decodes those bodies: ./server.ts's
+ * ServerDecoder sets one; the firmware build strips that path). Never holds
  * more than maxPacket bytes; an oversize packet is skipped byte-exactly and
  * reported (non-fatal; for a PUBLISH at QoS 1/2 with the ack it needs, its packet
  * id read from the header when it lies within maxPacket bytes; a packet id 0 there
@@ -156,6 +165,11 @@ export interface Decoder {
    * would be lost), reported to sink.error with its message.
    */
   push(chunk: Bytes, sink: DecoderSink): void;
+  /**
+   * Host only (./server.ts): decodes the body of a client->server packet (CONNECT,
+   * SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT); unset, those types are fatal.
+   */
+  _clientBody?: (type: number, body: Bytes) => Packet;
   /** Forgets everything buffered and revives a dead decoder; from inside a sink it also drops the rest of the chunk. */
   reset(): void;
 }
@@ -190,10 +204,12 @@ export const Decoder = function (this: Decoder, maxPacket: number) {
         f &= 15;
         i = 1;
         // types 0 and 15 and the client->server types: all but bits 2-7, 9, 11, 13
-        0x2afc >> t & 1 || no("type");
+        // (on the host a _clientBody hook takes the client->server types)
+        0x2afc >> t & 1 || HOST_SIDE && this._clientBody && t % 15 || no("type");
         // PUBLISH: qos 3 or DUP with qos 0 (f = 6, 7, 8, 9, 14, 15: bits of 0xC3C0);
-        // PUBREL: 0b0010; others 0 (false: the types left are server->client ones)
-        if (t == 3 ? 0xc3c0 >> f & 1 : f != (t == 6 && 2)) no("flags");
+        // PUBREL: 0b0010; others 0 (false: the types left are server->client ones);
+        // on the host also SUBSCRIBE, UNSUBSCRIBE: 0b0010 (bits 7, 9, 11 of 0xA80)
+        if (t == 3 ? 0xc3c0 >> f & 1 : f != (HOST_SIDE ? 0xa80 >> t & 2 : t == 6 && 2)) no("flags");
         // remaining length: 1..4 bytes, minimal encoding
         n = 0;
         do {
@@ -234,6 +250,9 @@ export const Decoder = function (this: Decoder, maxPacket: number) {
           r.dup = !!(f & 8);
           if (d) r.id = id();
           r.payload = b.slice(i, i = i > n ? 0 : n);
+        } else if (HOST_SIDE && 0x5502 >> t & 1) {
+          // CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT (bits 1, 8, 10, 12, 14): host only
+          r = this._clientBody!(t, b.slice(i, i = n));
         } else if (t < 12) {
           r.id = id();
           // SUBACK: a non-empty list of return codes 0, 1, 2 or 0x80
