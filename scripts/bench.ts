@@ -19,7 +19,7 @@ import mqtt from "mqtt";
 import { encode, Decoder, type Packet } from "../src/codec/index";
 import { AtEngine } from "../src/at/engine";
 import { startDemo } from "./start";
-import type { ModemKind } from "../src/board/board";
+import { MODEM_KINDS, type ModemKind } from "./modems";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -126,7 +126,7 @@ benchCodec();
 benchAt();
 console.log(`\n3. Built firmware on the virtual board, modem simulator paced at 115200 baud, Aedes; ${rounds} toggles`);
 console.log("   modem    boot→online   LED p50      LED p95");
-for (const m of ["esp8266", "sim800"] as ModemKind[]) console.log(await benchBoard(m, rounds));
+for (const m of MODEM_KINDS) console.log(await benchBoard(m, rounds));
 sizes();
 clearTimeout(guard);
 process.exit(0);

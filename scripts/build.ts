@@ -27,20 +27,20 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSy
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Plugin, RollupCache } from "rollup";
-import type { BoardDef, ModemKind } from "../src/board/board";
+import type { BoardDef } from "../src/board/board";
+import { driverPath, isModemKind, MODEM_KINDS, MODEMS, modemEntry, type ModemKind } from "./modems";
 import { bundle, firmwareTsconfig, ROOT, terserPlugin } from "./bundle";
 import { checkEspruino, formatFinding, type Finding } from "./espruino-check";
 
 export const BUDGETS = {
   codecSession: 4200,
-  at: 1600,
-  esp8266: 1600,
-  sim800: 1800,
+  at: 1500,
   script: 9216,
-} as const;
+  // each driver's, from the modem registry (scripts/modems.ts)
+  ...(Object.fromEntries(MODEM_KINDS.map((kind) => [kind, MODEMS[kind].driverBudget])) as Record<ModemKind, number>),
+};
 
 export const DEFAULT_ENTRY = "src/app/main.ts";
-const MODEM_KINDS: ModemKind[] = ["esp8266", "sim800"];
 
 export interface BoardFile { board: BoardDef; file: string }
 
@@ -54,13 +54,15 @@ export async function loadBoards(dir = path.join(ROOT, "boards")): Promise<Board
     if (!board || typeof board.id !== "string" || !Array.isArray(board.modems)) {
       throw new Error(`${path.relative(ROOT, file)}: no default-exported BoardDef`);
     }
+    const unknown = board.modems.filter((m) => !isModemKind(m));
+    if (unknown.length) throw new Error(`${path.relative(ROOT, file)}: modem ${unknown.join(", ")} is not in the registry (scripts/modems.ts: ${MODEM_KINDS.join(", ")})`);
     if (board.id + ".ts" !== name) throw new Error(`${path.relative(ROOT, file)}: board id "${board.id}" does not match the file name`);
     out.push({ board, file });
   }
   return out;
 }
 
-export const modemFile = (modem: ModemKind) => path.join(ROOT, "src/modem", modem + ".ts");
+export const modemFile = (modem: ModemKind) => path.join(ROOT, driverPath(modem));
 
 /** Rollup plugin serving "virtual:board" and "virtual:modem" for one build. */
 export function virtualModules(boardFile: string, modem: ModemKind): Plugin {
@@ -184,7 +186,7 @@ export function bundleFirmware(b: BoardFile, modem: ModemKind, ctx: BuildContext
 
 export interface ScriptSize {
   board: string;
-  modem: ModemKind;
+  modem: string;
   file: string;
   bytes: number;
   /** Memory blocks of the board's interpreter. */
@@ -206,6 +208,8 @@ export interface SizeReport {
 }
 
 const bytesOf = (s: string) => Buffer.byteLength(s, "utf8");
+/** A driver's row in the layer table: "ESP8266 driver". */
+export const driverLayerName = (kind: string) => `${modemEntry(kind as ModemKind).title} driver`;
 
 /** The bundles of the layers, and how their texts become the layer sizes. */
 function layerJobs(ctx: BuildContext): { entries: string[]; tasks: (() => Promise<string>)[]; finish: (codes: string[]) => LayerSize[] } {
@@ -215,7 +219,7 @@ function layerJobs(ctx: BuildContext): { entries: string[]; tasks: (() => Promis
   const engineFile = path.join(ROOT, "src/at/engine.ts");
   const driverOpts = { incrementalDir: ctx.incrementalDir, terser: ctx.terser, plugins: [externalFiles([engineFile])] };
   const modems = MODEM_KINDS.filter((m) => existsSync(modemFile(m)));
-  const entries = ["src/codec/index.ts", "src/session/index.ts", "src/at/engine.ts", ...modems.map((m) => `src/modem/${m}.ts`)];
+  const entries = ["src/codec/index.ts", "src/session/index.ts", "src/at/engine.ts", ...modems.map(driverPath)];
   const tasks = entries.map((e, i) => () => bundle(e, i < 3 ? opts : driverOpts));
   const finish = ([codec, codecSession, at, ...drivers]: string[]): LayerSize[] => {
     const driver: Partial<Record<ModemKind, number>> = {};
@@ -228,9 +232,9 @@ function layerJobs(ctx: BuildContext): { entries: string[]; tasks: (() => Promis
       { name: "AT engine", entry: "src/at/engine.ts", bytes: bytesOf(at), budget: BUDGETS.at },
     ];
     for (const m of MODEM_KINDS) {
-      const name = m === "esp8266" ? "ESP8266 driver" : "SIM800 driver";
-      if (driver[m] === undefined) layers.push({ name, entry: `src/modem/${m}.ts`, bytes: NaN, budget: BUDGETS[m], note: "missing" });
-      else layers.push({ name, entry: `src/modem/${m}.ts`, bytes: driver[m]!, budget: BUDGETS[m], note: "bundle without the AT engine" });
+      const name = driverLayerName(m);
+      if (driver[m] === undefined) layers.push({ name, entry: driverPath(m), bytes: NaN, budget: BUDGETS[m], note: "missing" });
+      else layers.push({ name, entry: driverPath(m), bytes: driver[m]!, budget: BUDGETS[m], note: "bundle without the AT engine" });
     }
     return layers;
   };
@@ -255,8 +259,8 @@ export async function measureLayers(ctx?: BuildContext, codes?: Map<string, stri
 }
 
 /** One board script: its board, modem, file name (<board>-<modem>.js) and text. */
-export interface BuiltScript { board: BoardFile; modem: ModemKind; file: string; code: string }
-export const scriptFile = (b: BoardFile, modem: ModemKind) => `${b.board.id}-${modem}.js`;
+export interface BuiltScript { board: BoardFile; modem: string; file: string; code: string }
+export const scriptFile = (b: BoardFile, modem: string) => `${b.board.id}-${modem}.js`;
 
 /** The size report of `layers` (from measureLayers) and the board scripts; adds the "app" layer. */
 export function sizeReport(layers: LayerSize[], built: BuiltScript[], entry = DEFAULT_ENTRY): SizeReport {
@@ -266,7 +270,7 @@ export function sizeReport(layers: LayerSize[], built: BuiltScript[], entry = DE
   };
   const codecSession = bytesOfLayer("codec+session");
   const at = bytesOfLayer("AT engine");
-  const driver = (m: ModemKind) => bytesOfLayer(m === "esp8266" ? "ESP8266 driver" : "SIM800 driver");
+  const driver = (m: string) => bytesOfLayer(driverLayerName(m));
   const scripts: ScriptSize[] = built.map((s) => {
     const bytes = bytesOf(s.code);
     return {
@@ -292,7 +296,8 @@ export async function measureSizes(opts: { ctx?: BuildContext; entry?: string; b
     const entry = opts.entry ?? DEFAULT_ENTRY;
     const boards = opts.boards ?? await loadBoards();
     // A script first: the first bundle type-checks the whole program, entry included.
-    const jobs = boards.flatMap((b) => b.board.modems.map((modem) => ({ b, modem })));
+    // (loadBoards refused any kind the registry does not name)
+    const jobs = boards.flatMap((b) => (b.board.modems as ModemKind[]).map((modem) => ({ b, modem })));
     const layers = layerJobs(ctx);
     const codes = await runBundles([...jobs.map(({ b, modem }) => () => bundleFirmware(b, modem, ctx, entry)), ...layers.tasks]);
     const built = jobs.map(({ b, modem }, i) => ({ board: b, modem, file: scriptFile(b, modem), code: codes[i] }));

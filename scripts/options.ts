@@ -7,6 +7,7 @@ import net from "node:net";
 import { readdirSync } from "node:fs";
 import path from "node:path";
 import { ROOT } from "./bundle";
+import { isModemKind, MODEM_KINDS, type ModemKind } from "./modems";
 
 /** A refused command line: the message to print (the caller adds how to get --help). */
 export class UsageError extends Error {}
@@ -54,10 +55,10 @@ export function boardId(text: string, flag: string): string {
   return text;
 }
 
-export const MODEMS = ["esp8266", "sim800"] as const;
-export function modemKind(text: string, flag: string): (typeof MODEMS)[number] {
-  if (!(MODEMS as readonly string[]).includes(text)) throw new UsageError(`${flag} must be ${MODEMS.join(" or ")}, not ${JSON.stringify(text)}`);
-  return text as (typeof MODEMS)[number];
+export const MODEMS = MODEM_KINDS;
+export function modemKind(text: string, flag: string): ModemKind {
+  if (!isModemKind(text)) throw new UsageError(`${flag} must be ${MODEMS.join(" or ")}, not ${JSON.stringify(text)}`);
+  return text;
 }
 
 /**

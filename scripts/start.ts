@@ -22,9 +22,9 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import mqttPacket from "mqtt-packet";
 import { VirtualBoard } from "./virtual-board/index";
-import { createModemSim } from "./modem-sim/index";
 import { PcapWriter, type TcpFlow } from "./pcap";
-import type { BoardDef, ModemKind } from "../src/board/board";
+import type { BoardDef } from "../src/board/board";
+import { controlPinOf, modemEntry, type ModemKind } from "./modems";
 import { DEFAULT_PORT, DEFAULT_WS_PORT, reachableAddresses, startBroker } from "./broker";
 import { boardId, boardIds, helpText, listenAddress, modemKind, MODEMS, parseOptions, portNumber, UsageError, wholeNumber, type OptionSpec } from "./options";
 
@@ -140,7 +140,7 @@ function traceProxy(brokerPort: number, print: (s: string) => void, cap?: PcapWr
 export async function startDemo(o: DemoOptions = {}): Promise<Demo> {
   const print = o.print ?? ((s: string) => console.log(s));
   const modem: ModemKind = o.modem ?? "esp8266";
-  const id = o.board ?? (modem === "sim800" ? "pico" : "espruino-wifi");
+  const id = o.board ?? modemEntry(modem).demoBoard;
   const boardFile = path.join(ROOT, "boards", id + ".ts");
   if (!existsSync(boardFile)) throw new Error(`no board "${id}" in boards/`);
   const board: BoardDef = (await import(pathToFileURL(boardFile).href)).default;
@@ -158,13 +158,15 @@ export async function startDemo(o: DemoOptions = {}): Promise<Demo> {
 
   const wifi = { ssid: "demo-net", password: "demo-wifi-pass" };
   const gprs = { apn: "internet", user: "", password: "" };
-  const sim = createModemSim(modem, {
-    ...wifi, apn: gprs.apn, seed: 7,
+  const credentials: Record<string, Record<string, string>> = { wifi, gprs };
+  const modemKey = modemEntry(modem).configKey;
+  const sim = modemEntry(modem).simulator(credentials[modemKey], {
+    seed: 7,
     baud: o.baud ?? board.baud,
     hostMap: () => ({ host: "127.0.0.1", port: proxyPort }),
-  } as never);
+  });
   const config = {
-    ...(modem === "esp8266" ? { wifi } : { gprs }),
+    [modemKey]: credentials[modemKey],
     broker: { host: "broker.local", port: 1883 },
     keepAlive: o.keepAlive ?? 60,
   };
@@ -178,9 +180,8 @@ export async function startDemo(o: DemoOptions = {}): Promise<Demo> {
     vb.uart(board.uart).onWrite((bytes) => sim.receive(bytes));
     const ledPin = board.led;
     vb.on("pin", (name: string, level: number) => {
-      // The ESP8266 restarts when the board releases its CH_PD line.
-      if (modem === "esp8266" && name === board.enable && level === 1) sim.reboot();
-      if (modem === "sim800" && name === board.pwrkey && level === 1) sim.reboot();
+      // The module restarts (ESP8266: CH_PD) or powers up (SIM800: PWRKEY) when the board releases its control line.
+      if (name === controlPinOf(board, modem) && level === 1) modemEntry(modem).onControlPulse(sim);
       if (name === ledPin) print(`LED     ${(level === 1) !== !!board.ledActiveLow ? "● on" : "○ off"}`);
     });
     vb.onLog((line) => print(`board   ${line.trimEnd()}`));
@@ -258,7 +259,7 @@ export async function parseStartArgs(argv: string[]): Promise<StartCli> {
   const o = parseOptions(argv, START_OPTIONS) as StartCli;
   if (o.help) return o;
   const modem = o.modem ?? "esp8266";
-  const id = o.board ?? (modem === "sim800" ? "pico" : "espruino-wifi");
+  const id = o.board ?? modemEntry(modem).demoBoard;
   const board: BoardDef = (await import(pathToFileURL(path.join(ROOT, "boards", id + ".ts")).href)).default;
   if (!board.modems.includes(modem)) {
     throw new UsageError(`${o.board ? "--board " + id : "the default board " + id} is built for ${board.modems.join(" and ")}, not --modem ${modem}`);

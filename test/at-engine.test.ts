@@ -6,6 +6,8 @@
 import { describe, expect, it } from "vitest";
 import { AtEngine, type AtCommand, type AtReply } from "../src/at/engine";
 import { FakeClock } from "./support/fake-clock";
+import { ESP8266_URCS } from "../src/modem/esp8266";
+import { SIM800_URCS } from "../src/modem/sim800";
 import { prng as mulberry32 } from "../scripts/modem-sim/core";
 
 
@@ -39,6 +41,8 @@ class Rig {
   constructor(public mode: Mode = "whole", espruino = false) {
     this.clock = new FakeClock(1000, { espruino });
     this.e = new AtEngine({ write: (t) => this.writes.push({ text: t, fed: this.fed }) }, this.clock, (l) => this.logs.push(l));
+    // both drivers' URC patterns, as each driver registers its own
+    this.e.urcs = [...ESP8266_URCS, ...SIM800_URCS];
     this.e.onUrc = (l) => this.ev.push(["urc", l]);
     this.e.onData = (b, id) => {
       const last = this.ev[this.ev.length - 1];

@@ -4,9 +4,10 @@
  * Every failure ends in a retry: the board is never left with a stopped program.
  */
 import board from "virtual:board";
-import { Modem } from "virtual:modem";
+import { Modem, modemOptions } from "virtual:modem";
 import { AtEngine } from "../at/engine";
 import { MqttClient } from "../session/index";
+import type { Pulse } from "../board/board";
 import type { Clock } from "../transport";
 import { CONFIG_FILE, type DeviceConfig } from "./config";
 import { LED_IGNORE, nextLevel, parseCommand } from "./led";
@@ -22,11 +23,11 @@ const clock: Clock = {
 
 const log = (s: string) => console.log(s);
 
-/** A pin held low for `ms`, then high: CH_PD resets an ESP8266, PWRKEY toggles a SIM800. None without a pin. */
-const pulse = (pin: string | undefined, ms: number) => (pin && ((done: () => void) => {
+/** A pin held low for `ms`, then high (a modem's reset or power key; the driver says which). None without a pin. */
+const pulse: Pulse = (pin, ms) => (pin && ((done: () => void) => {
   digitalWrite(pin, 0);
   setTimeout(() => { digitalWrite(pin, 1); done(); }, ms);
-})) as ((done: () => void) => void) | undefined;
+})) as ReturnType<Pulse>;
 
 let started = false;
 
@@ -53,13 +54,8 @@ function start(): void {
   uart.removeAllListeners("data");
   uart.on("data", (d: string) => engine.feed(d));
   if (board.boot) digitalWrite(board.boot, 1);
-  // led.json carries the credentials of this build's modem only (wifi or gprs).
-  const modem = new Modem(engine, clock, Object.assign({
-    log: log,
-    hardReset: pulse(board.enable, 200),
-    powerOn: pulse(board.pwrkey, 1200),
-    ssl: c.broker.tls,
-  }, c.wifi, c.gprs));
+  // The driver takes its credentials from led.json and its control pins from the board.
+  const modem = new Modem(engine, clock, Object.assign({ log: log, ssl: c.broker.tls }, modemOptions(board, c, pulse)));
 
   // The chip's 96-bit serial is "XXXXXXXX-XXXXXXXX-XXXXXXXX"; its last two words make a 21-character id.
   const id = c.clientId || "led-" + getSerial().slice(-17);

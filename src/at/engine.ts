@@ -24,15 +24,14 @@
  *    `finals`, then "OK" (not with `okNotFinal`, nor for a `data` command
  *    before its data was written: ESP8266 says "OK" before its ">"),
  *    "ERROR", "+CME ERROR", "+CMS ERROR", "SEND OK", "SEND FAIL", "FAIL";
- * 3. a known URC (below, also with a "0," / "0, " link prefix) goes to onUrc,
- *    even mid-reply; so does any "+XYZ..." line while a command is in flight,
- *    unless that command contains "+XYZ" (AT+CREG? gets its "+CREG: 0,1");
+ * 3. a URC goes to onUrc, even mid-reply: a line matching one of `urcs` (the
+ *    driver registers its modem's patterns there), or any "+XYZ..." line while
+ *    a command is in flight, unless that command contains "+XYZ" (AT+CREG?
+ *    gets its "+CREG: 0,1");
  * 4. any other line goes to the command in flight's `lines` (at most 32),
  *    or to onUrc when idle.
- * URCs: "WIFI ...", "CLOSED", "CONNECT..." (CONNECT OK/FAIL, ESP's "0,CONNECT"),
- * "ALREADY CONNECT", "ready", "busy ...", "+PDP", "CLOSE OK", "RDY",
- * "Call Ready", "SMS Ready", "NORMAL POWER DOWN", "UNDER-VOLTAGE...", and every
- * "+..." line no command claims ("+CPIN", "+CREG", "+CFUN", "+IPD" without ':').
+ * The engine knows AT, not a modem: which other lines are unsolicited ("CLOSED",
+ * "WIFI DISCONNECT", "RDY" ...) is the driver's to say, in `urcs`.
  *
  * Commands: one in flight, at most 8 queued; a command sent to a full queue
  * ends with final "BUSY" (its done() runs from a 0 ms timer, never inside
@@ -95,19 +94,14 @@ const PROMPT = 3e3;
 // (scripts/espruino-check.ts enforces it), hence the flat lists of "^" prefixes.
 /** Default finals besides "OK" (prefix match). */
 const FIN = /^ERROR|^\+CM. ERROR|^FAIL|^SEND FAIL|^SEND OK/;
-/**
- * Known URCs (prefix match; "0,CLOSED", "1, CONNECT" from a link id too); any
- * unclaimed "+..." line mid-command is one too. Three short regexes, not one
- * long one: Espruino 2v29 leaks the tested string for good when about twelve
- * alternatives of one regex fail in a row (each failed alternative takes one
- * more lock on it, and locks stop counting at 15), so the checker allows at
- * most six top-level alternatives per regex (docs/espruino.md).
- */
-const URC_LINK = /^CLOSE|^CONNECT|^ALREADY|^\d, *C/;
-const URC_WIFI = /^WIFI|^ready|^busy /;
-const URC_CELL = /^RDY|^Call|^SMS|^NORMAL|^UNDER|^\+PDP/;
-
 export interface AtEngine {
+  /**
+   * The modem's URC patterns, registered by its driver (src/modem/*.ts): prefix
+   * regexes of at most six top-level alternatives each (Espruino 2v29 leaks the
+   * tested string when about twelve alternatives of one regex fail in a row;
+   * docs/espruino.md). None until a driver sets them; set them before the first feed().
+   */
+  urcs: RegExp[];
   /** Unsolicited lines (URCs) and lines that belong to no command. Set it before the first feed(). */
   onUrc: (line: string) => void;
   /**
@@ -201,6 +195,9 @@ export const AtEngine = function (this: AtEngine, uart: Uart, clock: Clock, log?
       }
     };
 
+  // none until the driver registers its modem's
+  self.urcs = [];
+
   // b, h, p, l: scratch locals (extra parameters cost less than a `let`)
   self.feed = (chunk: string, b?: any, h?: any, p?: any, l?: any) => {
     b = buf + chunk;
@@ -240,7 +237,7 @@ export const AtEngine = function (this: AtEngine, uart: Uart, clock: Clock, log?
           // (at most 32), are dropped while stale, go to onUrc when idle.
           if (l && l != last) {
             if (cur && ((cur.finals || []).some((x: string) => !l.indexOf(x)) || FIN.test(l) || (l == "OK" && wrote && !cur.okNotFinal))) end(l);
-            else if ((cur && l[0] == "+" && last.indexOf(l.split(":")[0]) < 1) || URC_LINK.test(l) || URC_WIFI.test(l) || URC_CELL.test(l) || !tm) self.onUrc(l);
+            else if ((cur && l[0] == "+" && last.indexOf(l.split(":")[0]) < 1) || self.urcs.some((urc) => urc.test(l)) || !tm) self.onUrc(l);
             else if (cur) lines[31] || lines.push(l);
             else arm(GUARD);
           }

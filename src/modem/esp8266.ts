@@ -35,7 +35,17 @@
  * Not done: certificates (AT+CIPSSLCCONF), TLS versions (the firmware's own).
  */
 import type { AtEngine } from "../at/engine";
+import type { BoardDef, Pulse } from "../board/board";
 import type { Bytes, Clock, Transport, TransportHandler } from "../transport";
+
+/**
+ * The ESP8266's unsolicited lines (prefix match, also after a "0," link id),
+ * registered with the AT engine: link events ("CLOSED", "0,CONNECT", "ALREADY
+ * CONNECTED"), Wi-Fi events ("WIFI DISCONNECT"), a reboot ("ready") and "busy".
+ * Espruino's RegExp alternates only at the top level; at most six alternatives
+ * each (docs/espruino.md).
+ */
+export const ESP8266_URCS = [/^CLOSE|^CONNECT|^ALREADY|^\d, *C/, /^WIFI|^ready|^busy /];
 
 export interface EspOptions {
   ssid: string;
@@ -141,6 +151,7 @@ export class Esp8266 implements Transport {
         }
       };
     me.onState = (s, w) => o.log && o.log(s + " " + (w || ""));
+    e.urcs = ESP8266_URCS;
     e.onUrc = (l, w?: boolean) => {
       w = l == "WIFI DISCONNECT";
       if (l == "ready") reset("reboot");
@@ -204,3 +215,10 @@ export class Esp8266 implements Transport {
  * device configuration's credentials, the board's control pins and its log.
  */
 export { Esp8266 as Modem };
+
+/** CH_PD (EN) held low this long resets the module. */
+const HARD_RESET_PULSE_MS = 200;
+
+/** The wiring on a board (src/modem/driver.ts): led.json's "wifi" credentials; CH_PD pulsed for a hard reset. */
+export const modemOptions = (board: BoardDef, config: { wifi?: { ssid: string; password: string } }, pulse: Pulse): Partial<EspOptions> =>
+  Object.assign({ hardReset: pulse(board.enable, HARD_RESET_PULSE_MS) }, config.wifi);

@@ -40,7 +40,17 @@
  * unanswered probe.
  */
 import type { AtEngine } from "../at/engine";
+import type { BoardDef, Pulse } from "../board/board";
 import type { Bytes, Clock, Transport, TransportHandler } from "../transport";
+
+/**
+ * The SIM800's unsolicited lines (prefix match), registered with the AT engine:
+ * link events ("CLOSED", "CLOSE OK", "CONNECT OK", "ALREADY CONNECT"), and the
+ * module's own: "RDY", "Call Ready", "SMS Ready", "NORMAL POWER DOWN",
+ * "UNDER-VOLTAGE ...", "+PDP: DEACT". At most six alternatives per regex
+ * (docs/espruino.md).
+ */
+export const SIM800_URCS = [/^CLOSE|^CONNECT|^ALREADY|^\d, *C/, /^RDY|^Call|^SMS|^NORMAL|^UNDER|^\+PDP/];
 
 export interface Sim800Options {
   apn: string;
@@ -213,6 +223,7 @@ export class Sim800 implements Transport {
     steps[9] = `+CSTT="${o.apn}","${o.user || ""}","${o.password || ""}"`;
     me.onState = (x, why) => o.log && o.log(x + " " + (why || ""));
     e.onData = (b) => m && (h as TransportHandler).onData(b);
+    e.urcs = SIM800_URCS;
     e.onUrc = (l) => {
       if (l == "CLOSED") m && end(l);
       else if (/^RDY|DOWN$|DEACT$/.test(l)) {
@@ -243,3 +254,10 @@ export class Sim800 implements Transport {
  * device configuration's credentials, the board's control pins and its log.
  */
 export { Sim800 as Modem };
+
+/** PWRKEY held low this long toggles the module's power (SIMCom: at least 1 s). */
+const POWER_KEY_PULSE_MS = 1200;
+
+/** The wiring on a board (src/modem/driver.ts): led.json's "gprs" credentials; PWRKEY pulsed to power on. */
+export const modemOptions = (board: BoardDef, config: { gprs?: { apn: string; user?: string; password?: string } }, pulse: Pulse): Partial<Sim800Options> =>
+  Object.assign({ powerOn: pulse(board.pwrkey, POWER_KEY_PULSE_MS) }, config.gprs);
