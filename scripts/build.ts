@@ -32,8 +32,15 @@ import { driverPath, isModemKind, MODEM_KINDS, MODEMS, modemEntry, type ModemKin
 import { bundle, firmwareTsconfig, ROOT, terserPlugin } from "./bundle";
 import { checkEspruino, formatFinding, type Finding } from "./espruino-check";
 
+/**
+ * Byte budgets, the one table the build and the tests share: the layers (minified,
+ * each bundled on its own), the codec as the session uses it (test/codec/bundle.test.ts),
+ * each built script, and each driver's (from the modem registry).
+ */
 export const BUDGETS = {
   codecSession: 4200,
+  /** Measured 2,213 when set (2,150 before the packet id of a drained QoS 1/2 PUBLISH was read); lower it as the codec shrinks. */
+  codecForSession: 2240,
   at: 1500,
   script: 9216,
   // each driver's, from the modem registry (scripts/modems.ts)

@@ -24,6 +24,7 @@ import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { ROOT } from "../../scripts/bundle";
 import { startDemo, type Demo } from "../../scripts/start";
 import { startBroker, type PhoneBroker } from "../../scripts/broker";
+import { until } from "../support/wait";
 
 // The page's globals, for the functions run inside it by page.evaluate (tsconfig has no DOM types).
 declare const document: any, window: any, MutationObserver: any;
@@ -34,14 +35,6 @@ const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium && !process.env.CI) console.log(`phone page tests skipped: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
 const KEEPALIVE = 5;
 
-/** Polls cond (real time) every 50 ms; fails after ms with what was awaited. */
-async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error("timed out waiting for " + what);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** The page's view: the switch's state and pending command, the board's presence, the broker connection. */
 async function view(page: Page) {

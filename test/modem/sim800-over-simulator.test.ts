@@ -10,6 +10,7 @@ import mqtt from "mqtt";
 import { Sim800, type Sim800Options } from "../../src/modem/sim800";
 import { Sim800Sim, type Sim800Options as SimOptions } from "../../scripts/modem-sim/sim800";
 import type { Clock } from "../../src/transport";
+import { fastClock } from "../support/fake-clock";
 import { ModemRig, until, sleep, startAedesBroker, Socket, trickyPayload, type Broker } from "../support/modem-rig";
 import { startTlsFront } from "../support/tls";
 
@@ -18,14 +19,6 @@ import { startTlsFront } from "../support/tls";
  * time-outs are SIMCom's: 1 s, 5 s, 85 s); the simulator and the broker run
  * in real time.
  */
-function fastClock(k: number): Clock {
-  const t0 = Date.now();
-  return {
-    now: () => t0 + (Date.now() - t0) * k,
-    setTimeout: (fn, ms) => setTimeout(fn, ms / k),
-    clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-  };
-}
 
 interface RigOptions {
   sim?: SimOptions;

@@ -10,20 +10,13 @@ import type { PublishPacket, QoS } from "../../src/codec";
 import { NodeTransport, realClock } from "../../scripts/node-transport";
 import { startAedes, startMosquitto, type RunningBroker } from "../support/brokers";
 import { TapTransport } from "../support/tap-transport";
+import { until } from "../support/wait";
 
 const HOST = "127.0.0.1";
 const ALL = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
 const ALL_STR = ALL.toString("latin1");
 const USERS = { alice: "s3cret-pw", phone: "phone-pw" };
 
-/** Polls cond every 10 ms; fails after ms. */
-async function until(cond: () => boolean, ms = 5000, what = "condition"): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out waiting for " + what);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 interface Ours {
   c: MqttClient;

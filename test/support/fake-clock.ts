@@ -82,3 +82,23 @@ export class FakeClock implements Clock {
     return best;
   }
 }
+
+/** The real clock as a Clock. */
+export const realClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+/**
+ * The real clock sped up `factor` times for the code under test (its time-outs
+ * come `factor` times sooner), while simulators and brokers run in real time.
+ */
+export function fastClock(factor: number): Clock {
+  const start = Date.now();
+  return {
+    now: () => start + (Date.now() - start) * factor,
+    setTimeout: (fn, ms) => setTimeout(fn, ms / factor),
+    clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+  };
+}

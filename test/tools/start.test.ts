@@ -6,14 +6,8 @@
 import { afterAll, describe, expect, it } from "vitest";
 import mqtt from "mqtt";
 import { startDemo, type Demo } from "../../scripts/start";
+import { until } from "../support/wait";
 
-async function until(pred: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error("timed out waiting for " + what);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe("npm start (scripts/start.ts)", () => {
   let demo: Demo | undefined;
