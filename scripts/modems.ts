@@ -8,9 +8,9 @@
  * the shape in src/modem/driver.ts). docs/adding-a-modem.md is the checklist.
  */
 import type { BoardDef } from "../src/board/board";
-import type { ModemSimCore, SimOptions } from "./modem-sim/core";
-import { Esp8266Sim } from "./modem-sim/esp8266";
-import { Sim800Sim } from "./modem-sim/sim800";
+import type { ModemSimCore, SimOptions } from "./simulators/modem-sim/core";
+import { Esp8266Sim } from "./simulators/modem-sim/esp8266";
+import { Sim800Sim } from "./simulators/modem-sim/sim800";
 
 export interface ModemEntry {
   /** For people: "ESP8266". */

@@ -1,5 +1,5 @@
 /**
- * Types of the build's virtual modules (scripts/build.ts makes one script per
+ * Types of the build's virtual modules (scripts/build/build.ts makes one script per
  * board and modem): "virtual:board" is that board's BoardDef (boards/<id>.ts),
  * "virtual:modem" re-exports the chosen driver (src/modem/<kind>.ts), which
  * has the shape every driver has (src/modem/driver.ts).

@@ -97,7 +97,7 @@ const MAX_REPLY_LINES = 32;
 /** Commands waiting behind the one in flight. */
 const MAX_QUEUED = 8;
 // Espruino's RegExp alternates only at the top level and has no "?" quantifier
-// (scripts/espruino-check.ts enforces it), hence the flat lists of "^" prefixes.
+// (scripts/build/espruino-check.ts enforces it), hence the flat lists of "^" prefixes.
 /** Default finals besides "OK" (prefix match). */
 const DEFAULT_FINALS = /^ERROR|^\+CM. ERROR|^FAIL|^SEND FAIL|^SEND OK/;
 

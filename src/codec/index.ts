@@ -28,7 +28,7 @@ export * from "./packets";
 const chr = String.fromCharCode;
 
 /**
- * The firmware build defines FIRMWARE (terser `global_defs`, scripts/bundle.ts), so
+ * The firmware build defines FIRMWARE (terser `global_defs`, scripts/build/bundle.ts), so
  * HOST_SIDE is the constant false there and the minifier drops every branch it
  * guards: the server-side decoding that ./server.ts plugs into Decoder costs the
  * board no byte. On the host (tests, tools) nothing defines it and HOST_SIDE is true.

@@ -8,7 +8,7 @@ import { AtEngine, type AtCommand, type AtReply } from "../../src/at/engine";
 import { FakeClock } from "../support/fake-clock";
 import { ESP8266_URCS } from "../../src/modem/esp8266";
 import { SIM800_URCS } from "../../src/modem/sim800";
-import { prng as mulberry32 } from "../../scripts/modem-sim/core";
+import { prng as mulberry32 } from "../../scripts/simulators/modem-sim/core";
 
 
 type Mode = "whole" | "bytes" | number; // number = seed for random chunks of 1..17

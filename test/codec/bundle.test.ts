@@ -7,14 +7,14 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { runInNewContext } from "node:vm";
 import terser from "@rollup/plugin-terser";
-import { bundle, terserOptions } from "../../scripts/bundle";
-import { BUDGETS } from "../../scripts/build";
+import { bundle, terserOptions } from "../../scripts/build/bundle";
+import { BUDGETS } from "../../scripts/build/build";
 import { encode, type Decoder, type DecoderSink, type Packet } from "../../src/codec/index";
 import { encodeServer, ServerDecoder } from "../../src/codec/server";
-import { checkEspruino, formatFinding } from "../../scripts/espruino-check";
+import { checkEspruino, formatFinding } from "../../scripts/build/espruino-check";
 
 const ENTRY = "test/fixtures/size/codec-entry.ts";
-/** Bytes, minified (the shared budgets table, scripts/build.ts). */
+/** Bytes, minified (the shared budgets table, scripts/build/build.ts). */
 const BUDGET = BUDGETS.codecForSession;
 
 let code: string;

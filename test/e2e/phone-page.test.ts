@@ -1,6 +1,6 @@
 /**
  * The phone page in a real browser: Debian's Chromium, headless, driven by
- * playwright-core, against `npm start`'s broker and virtual board (scripts/start.ts).
+ * playwright-core, against `npm start`'s broker and virtual board (scripts/demo/start.ts).
  * The board runs the built script on the real clock with a short keep-alive (5 s),
  * so the browser and the board share one time.
  *
@@ -21,9 +21,9 @@ import os from "node:os";
 import path from "node:path";
 import mqtt from "mqtt";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
-import { ROOT } from "../../scripts/bundle";
-import { startDemo, type Demo } from "../../scripts/start";
-import { startBroker, type PhoneBroker } from "../../scripts/broker";
+import { ROOT } from "../../scripts/build/bundle";
+import { startDemo, type Demo } from "../../scripts/demo/start";
+import { startBroker, type PhoneBroker } from "../../scripts/demo/broker";
 import { until } from "../support/wait";
 
 // The page's globals, for the functions run inside it by page.evaluate (tsconfig has no DOM types).

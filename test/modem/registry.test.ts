@@ -10,10 +10,10 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { AtEngine } from "../../src/at/engine";
 import type { ModemDriverModule } from "../../src/modem/driver";
-import { BUDGETS, driverLayerName, loadBoards } from "../../scripts/build";
+import { BUDGETS, driverLayerName, loadBoards } from "../../scripts/build/build";
 import { CONFIG_KEYS, ENV_KEYS, loadConfig } from "../../scripts/config";
 import { controlPinOf, driverPath, fixturesPath, MODEM_KINDS, MODEMS, modemEntry } from "../../scripts/modems";
-import { ROOT } from "../../scripts/bundle";
+import { ROOT } from "../../scripts/build/bundle";
 import { FakeClock } from "../support/fake-clock";
 import type { BoardDef } from "../../src/board/board";
 

@@ -8,7 +8,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import mqtt from "mqtt";
 import { Sim800, type Sim800Options } from "../../src/modem/sim800";
-import { Sim800Sim, type Sim800Options as SimOptions } from "../../scripts/modem-sim/sim800";
+import { Sim800Sim, type Sim800Options as SimOptions } from "../../scripts/simulators/modem-sim/sim800";
 import type { Clock } from "../../src/transport";
 import { fastClock } from "../support/fake-clock";
 import { ModemRig, until, sleep, startAedesBroker, Socket, trickyPayload, type Broker } from "../support/modem-rig";

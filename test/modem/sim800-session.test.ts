@@ -9,7 +9,7 @@ import mqtt from "mqtt";
 import { AtEngine } from "../../src/at/engine";
 import { Modem } from "../../src/modem/sim800";
 import { MqttClient } from "../../src/session/index";
-import { Sim800Sim } from "../../scripts/modem-sim/sim800";
+import { Sim800Sim } from "../../scripts/simulators/modem-sim/sim800";
 import { realClock, until, startAedesBroker, type Broker } from "../support/modem-rig";
 
 let broker: Broker;

@@ -4,8 +4,8 @@
  * broker). Real brokers are exercised in broker.test.ts.
  */
 import { describe, it, expect, beforeEach } from "vitest";
-import { MqttClient, type MqttOptions } from "../../src/session";
-import { type Packet } from "../../src/codec";
+import { MqttClient, type MqttOptions } from "../../src/session/index";
+import { type Packet } from "../../src/codec/index";
 import { encodeServer as encode, ServerDecoder } from "../../src/codec/server";
 import type { Transport, TransportHandler } from "../../src/transport";
 import { FakeClock } from "../support/fake-clock";

@@ -5,9 +5,9 @@
  */
 import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
 import mqtt, { type MqttClient as PhoneClient } from "mqtt";
-import { MqttClient, type MqttOptions, type Clock } from "../../src/session";
-import type { PublishPacket, QoS } from "../../src/codec";
-import { NodeTransport, realClock } from "../../scripts/node-transport";
+import { MqttClient, type MqttOptions, type Clock } from "../../src/session/index";
+import type { PublishPacket, QoS } from "../../src/codec/index";
+import { NodeTransport, realClock } from "../../scripts/simulators/node-transport";
 import { startAedes, startMosquitto, type RunningBroker } from "../support/brokers";
 import { TapTransport } from "../support/tap-transport";
 import { until } from "../support/wait";

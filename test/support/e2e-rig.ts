@@ -31,15 +31,15 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import mqtt, { type MqttClient } from "mqtt";
 import type { AedesOptions } from "aedes";
-import { VirtualBoard } from "../../scripts/virtual-board/index";
-import { type Esp8266Sim, type Sim800Sim } from "../../scripts/modem-sim/index";
+import { VirtualBoard } from "../../scripts/simulators/virtual-board/index";
+import { type Esp8266Sim, type Sim800Sim } from "../../scripts/simulators/modem-sim/index";
 import type { BoardDef } from "../../src/board/board";
 import { controlPinOf, modemEntry, type ModemKind } from "../../scripts/modems";
 import type { DeviceConfig } from "../../src/app/config";
 import { startAedes, startMosquitto, type MosquittoOptions, type RunningBroker } from "./brokers";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-/** Where the built scripts are read from (env E2E_FIRMWARE_DIR: another build output, e.g. `npx tsx scripts/build.ts --out dir`). */
+/** Where the built scripts are read from (env E2E_FIRMWARE_DIR: another build output, e.g. `npx tsx scripts/build/build.ts --out dir`). */
 export const FIRMWARE_DIR = process.env.E2E_FIRMWARE_DIR ? path.resolve(process.env.E2E_FIRMWARE_DIR) : path.join(ROOT, "firmware");
 export const BOARDS_DIR = path.join(ROOT, "boards");
 

@@ -8,7 +8,7 @@ import mqtt from "mqtt";
 import { Esp8266, type EspOptions } from "../../src/modem/esp8266";
 import type { Clock } from "../../src/transport";
 import { fastClock as fastClockBy } from "./fake-clock";
-import { Esp8266Sim, type Esp8266SimOptions } from "../../scripts/modem-sim/esp8266";
+import { Esp8266Sim, type Esp8266SimOptions } from "../../scripts/simulators/modem-sim/esp8266";
 import { ModemRig, startAedesBroker, within, type Broker } from "./modem-rig";
 
 export { realClock, within, sleep, until, startAedesBroker, encode, Socket, trickyPayload, type Broker } from "./modem-rig";

@@ -9,7 +9,7 @@ import mqttPacket from "mqtt-packet";
 import { AtEngine } from "../../src/at/engine";
 import type { Clock, Transport, TransportHandler } from "../../src/transport";
 import { startAedes } from "./brokers";
-import type { ModemSimCore } from "../../scripts/modem-sim/core";
+import type { ModemSimCore } from "../../scripts/simulators/modem-sim/core";
 
 import { realClock } from "./fake-clock";
 import { sleep, until, within } from "./wait";

@@ -8,7 +8,7 @@
  * The records are new objects decoded from the wire, not the client's own
  * (which it may change later), so they can be kept as they are.
  */
-import { Decoder, type DecoderSink, type Packet } from "../../src/codec";
+import { Decoder, type DecoderSink, type Packet } from "../../src/codec/index";
 import { ServerDecoder } from "../../src/codec/server";
 import type { Bytes, Transport, TransportHandler } from "../../src/transport";
 

@@ -14,11 +14,11 @@ import path from "node:path";
 import { gunzipSync } from "node:zlib";
 import mqtt from "mqtt";
 import jsQR from "jsqr";
-import { ROOT } from "../../scripts/bundle";
-import { DEFAULT_WS_PORT, describeBroker, manifest, parseBrokerArgs, qrText, reachableAddresses, startBroker } from "../../scripts/broker";
-import { parseStartArgs, startDemo, startHelp } from "../../scripts/start";
+import { ROOT } from "../../scripts/build/bundle";
+import { DEFAULT_WS_PORT, describeBroker, manifest, parseBrokerArgs, qrText, reachableAddresses, startBroker } from "../../scripts/demo/broker";
+import { parseStartArgs, startDemo, startHelp } from "../../scripts/demo/start";
 import { createRequire } from "node:module";
-import { UsageError } from "../../scripts/options";
+import { UsageError } from "../../scripts/demo/options";
 
 const TSX = path.join(ROOT, "node_modules/.bin/tsx");
 const { nodeVersionProblem, NODE_MAJOR } = createRequire(import.meta.url)("../../scripts/check-node.cjs") as {
@@ -95,7 +95,7 @@ const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCod
 describe("npm run broker", () => {
   it("prints what led.json needs and the page's address as text and QR code; asks for the credentials and never prints them; serves the page", async () => {
     const env = { ...cleanEnv, LED_BROKER_USERNAME: "board", LED_BROKER_PASSWORD: SECRET };
-    const { child, out } = await runUntil(["scripts/broker.ts", "--port", "0", "--ws-port", "0", "--config", path.join(ROOT, "config.example.json")], env, /▀▀▀▀\n/);
+    const { child, out } = await runUntil(["scripts/demo/broker.ts", "--port", "0", "--ws-port", "0", "--config", path.join(ROOT, "config.example.json")], env, /▀▀▀▀\n/);
     try {
       const text = out();
       const port = Number(/mqtt:\/\/127\.0\.0\.1:(\d+)/.exec(text)![1]);
@@ -171,7 +171,7 @@ describe("ports in use: the same message for TCP and WebSocket", () => {
       await expect(startBroker({ port: 0, wsPort: busy })).rejects.toThrow(`--ws-port ${busy} is taken (another broker or program listens there): stop it, or choose another port with --ws-port (0 picks a free one)`);
       await expect(startDemo({ port: 0, wsPort: busy, print: () => {} })).rejects.toThrow(`--ws-port ${busy} is taken`);
       // and the command line says it in one line, exit code 1
-      const r = spawnSync(TSX, ["scripts/broker.ts", "--port", "0", "--ws-port", String(busy)], { cwd: ROOT, env: cleanEnv, encoding: "utf8", timeout: 30_000 });
+      const r = spawnSync(TSX, ["scripts/demo/broker.ts", "--port", "0", "--ws-port", String(busy)], { cwd: ROOT, env: cleanEnv, encoding: "utf8", timeout: 30_000 });
       expect(r.status).toBe(1);
       expect(r.stderr).toBe(`npm run broker: --ws-port ${busy} is taken (another broker or program listens there): stop it, or choose another port with --ws-port (0 picks a free one)\n`);
     } finally {
@@ -218,13 +218,13 @@ describe("command lines are checked before anything starts", () => {
   });
 
   it("npm start -- --help lists options, boards and modems at once, and a bad value stops it before the build", async () => {
-    const help = spawnSync(TSX, ["scripts/start.ts", "--help"], { cwd: ROOT, env: cleanEnv, encoding: "utf8", timeout: 30_000 });
+    const help = spawnSync(TSX, ["scripts/demo/start.ts", "--help"], { cwd: ROOT, env: cleanEnv, encoding: "utf8", timeout: 30_000 });
     expect(help.status).toBe(0);
     expect(help.stdout).toBe((await startHelp()) + "\n");
     for (const s of ["--keepalive SECONDS", "--ws-port N", "boards (--board):", "espruino-wifi   Espruino WiFi (esp8266)", "pico            Espruino Pico (esp8266, sim800)", "modems (--modem): esp8266, sim800"]) expect(help.stdout).toContain(s);
     expect(help.stdout + help.stderr).not.toMatch(/npm start: building|script\(s\) for/);
 
-    const bad = spawnSync(TSX, ["scripts/start.ts", "--keepalive", "-5"], { cwd: ROOT, env: cleanEnv, encoding: "utf8", timeout: 30_000 });
+    const bad = spawnSync(TSX, ["scripts/demo/start.ts", "--keepalive", "-5"], { cwd: ROOT, env: cleanEnv, encoding: "utf8", timeout: 30_000 });
     expect(bad.status).toBe(2);
     expect(bad.stdout).toBe("");
     expect(bad.stderr).toBe('npm start: --keepalive must be a whole number from 5 to 65535 (seconds), not "-5"\n(npm start -- --help lists the options, boards and modems)\n');

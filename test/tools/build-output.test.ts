@@ -9,8 +9,8 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ROOT } from "../../scripts/bundle";
-import { build, BUILD_TMP, sweepBuildDirs } from "../../scripts/build";
+import { ROOT } from "../../scripts/build/bundle";
+import { build, BUILD_TMP, sweepBuildDirs } from "../../scripts/build/build";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "build-output-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -48,7 +48,7 @@ describe("the build's output directory", () => {
   it("Ctrl-C in the middle of a build leaves the output directory as it was; the next build sweeps what it left", async () => {
     const { dir, before } = previousBuild("interrupted");
     // its own process group, so Ctrl-C can be sent as a terminal sends it: to tsx and the build alike
-    const child = spawn(path.join(ROOT, "node_modules/.bin/tsx"), ["scripts/build.ts", "--entry", "test/fixtures/build/main.ts", "--out", dir, "--no-typecheck"], {
+    const child = spawn(path.join(ROOT, "node_modules/.bin/tsx"), ["scripts/build/build.ts", "--entry", "test/fixtures/build/main.ts", "--out", dir, "--no-typecheck"], {
       cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], detached: true,
     });
     let out = "";

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { existsSync, readFileSync } from "node:fs";
 import { brokerCredentials, CONFIG_KEYS, ENV_KEYS, EXAMPLE_WIFI_PASSWORD, loadConfig, redact, validate } from "../../scripts/config";
-import { CONFIG_NAMES, ROOT } from "../../scripts/bundle";
+import { CONFIG_NAMES, ROOT } from "../../scripts/build/bundle";
 import { flash } from "../../scripts/flash";
 
 const good = {

@@ -8,8 +8,8 @@ import { describe, expect, it } from "vitest";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { minify } from "terser";
-import { checkEspruino, formatFinding, RULES } from "../../scripts/espruino-check";
-import { ROOT, terserOptions } from "../../scripts/bundle";
+import { checkEspruino, formatFinding, RULES } from "../../scripts/build/espruino-check";
+import { ROOT, terserOptions } from "../../scripts/build/bundle";
 
 const rulesOf = (code: string) => checkEspruino(code).map((f) => f.rule);
 

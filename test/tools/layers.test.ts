@@ -22,7 +22,7 @@ export const LAYERS: { layer: string; prefix: string }[] = [
 ];
 /** Depends on nothing: a board's pin map is plain data. */
 const ISOLATED = "board/";
-/** Build-time modules (scripts/build.ts): only the app, at the top, may use them. */
+/** Build-time modules (scripts/build/build.ts): only the app, at the top, may use them. */
 const VIRTUAL = /^virtual:/;
 
 function rankOf(file: string): number {

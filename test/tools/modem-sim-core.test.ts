@@ -1,11 +1,11 @@
 /**
- * The modem simulator core (scripts/modem-sim/core.ts), driven through a tiny
+ * The modem simulator core (scripts/simulators/modem-sim/core.ts), driven through a tiny
  * throwaway dialect: chunking, pacing, framing, echo, raw capture, the TCP
  * bridge to a real loopback server, fault knobs, transcript.
  */
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { ModemSimCore, chunkSizes, prng, uartMs, type SimOptions, type TcpLink, type Timers } from "../../scripts/modem-sim/core";
+import { ModemSimCore, chunkSizes, prng, uartMs, type SimOptions, type TcpLink, type Timers } from "../../scripts/simulators/modem-sim/core";
 import { AtEngine, type AtReply } from "../../src/at/engine";
 
 /** The throwaway dialect. */

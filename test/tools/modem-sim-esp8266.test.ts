@@ -5,7 +5,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import net from "node:net";
-import { Esp8266Sim, atParams } from "../../scripts/modem-sim/esp8266";
+import { Esp8266Sim, atParams } from "../../scripts/simulators/modem-sim/esp8266";
 import { until } from "../support/esp8266-rig";
 
 let server: net.Server;

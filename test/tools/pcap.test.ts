@@ -1,5 +1,5 @@
 /**
- * The capture: `npm start -- --pcap FILE` (scripts/start.ts, scripts/pcap.ts)
+ * The capture: `npm start -- --pcap FILE` (scripts/demo/start.ts, scripts/demo/pcap.ts)
  * writes the board's MQTT traffic as a pcap that Debian's tshark — Wireshark's
  * dissectors, an independent decoder of every byte the firmware sends — reads
  * packet by packet: the handshake, checksums, sequence numbers, and each MQTT
@@ -11,7 +11,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import mqtt from "mqtt";
-import { PcapWriter, inetChecksum } from "../../scripts/pcap";
+import { PcapWriter, inetChecksum } from "../../scripts/demo/pcap";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pcap-"));
@@ -126,7 +126,7 @@ describe("npm start -- --pcap FILE", () => {
     const file = path.join(dir, "demo.pcap");
     // the real command line, bounded by --duration; keep-alive 5 s so a PINGREQ comes round
     const proc = spawn(path.join(ROOT, "node_modules/.bin/tsx"),
-      ["scripts/start.ts", "--no-build", "--pcap", file, "--duration", "14", "--keepalive", "5", "--port", "0", "--ws-port", "0", "--baud", "0"],
+      ["scripts/demo/start.ts", "--no-build", "--pcap", file, "--duration", "14", "--keepalive", "5", "--port", "0", "--ws-port", "0", "--baud", "0"],
       { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     proc.stdout.on("data", (d) => (out += d));

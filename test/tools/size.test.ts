@@ -1,6 +1,6 @@
 /**
  * Size is a budget (docs/CONTRIBUTING.md). The layers (codec, session, AT engine,
- * drivers) are bundled afresh from the sources (scripts/build.ts measureLayers);
+ * drivers) are bundled afresh from the sources (scripts/build/build.ts measureLayers);
  * the board scripts are the firmware/*.js that `npm run build` has just written
  * (`npm test` builds first), measured as the build measures them. Each is held
  * to its budget.
@@ -9,11 +9,11 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { parse } from "acorn";
-import { ROOT } from "../../scripts/bundle";
+import { ROOT } from "../../scripts/build/bundle";
 import {
   BUDGETS, driverLayerName, formatSizes, loadBoards, measureLayers, scriptFile, sizeReport,
   type BoardFile, type BuiltScript, type SizeReport,
-} from "../../scripts/build";
+} from "../../scripts/build/build";
 
 const FIRMWARE = path.join(ROOT, "firmware");
 /** Board ids are the file names (loadBoards enforces it). */

@@ -5,11 +5,11 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import mqtt from "mqtt";
-import { startDemo, type Demo } from "../../scripts/start";
+import { startDemo, type Demo } from "../../scripts/demo/start";
 import { until } from "../support/wait";
 
 
-describe("npm start (scripts/start.ts)", () => {
+describe("npm start (scripts/demo/start.ts)", () => {
   let demo: Demo | undefined;
   const lines: string[] = [];
   afterAll(async () => { await demo?.stop(); });

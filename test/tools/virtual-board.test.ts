@@ -7,9 +7,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import mqtt from "mqtt";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { VirtualBoard } from "../../scripts/virtual-board/index";
+import { VirtualBoard } from "../../scripts/simulators/virtual-board/index";
 import type { BoardDef } from "../../src/board/board";
-import { createModemSim } from "../../scripts/modem-sim/index";
+import { createModemSim } from "../../scripts/simulators/modem-sim/index";
 import { startAedes, type AedesBroker } from "../support/brokers";
 
 const FIX = path.join(__dirname, "../fixtures/vb");

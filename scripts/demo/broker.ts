@@ -10,7 +10,7 @@
  * Loopback only unless --listen says otherwise. A user name and password, when
  * config.json's broker section or LED_BROKER_USERNAME / LED_BROKER_PASSWORD give
  * them, are required of every client (board and page alike); they are never printed.
- * `npm start` (scripts/start.ts) starts the same broker and page for the virtual board.
+ * `npm start` (scripts/demo/start.ts) starts the same broker and page for the virtual board.
  */
 import net from "node:net";
 import http from "node:http";
@@ -19,13 +19,13 @@ import path from "node:path";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
-import { fileURLToPath } from "node:url";
 import { Aedes, type AuthenticateError } from "aedes";
 import { WebSocketServer, createWebSocketStream } from "ws";
 import { renderUnicodeCompact } from "uqr";
-import { ROOT } from "./bundle";
-import { brokerCredentials } from "./config";
+import { ROOT } from "../build/bundle";
+import { brokerCredentials } from "../config";
 import { helpText, listenAddress, parseOptions, portNumber, UsageError, type OptionSpec } from "./options";
+import { isMain } from "../repo";
 
 export const DEFAULT_PORT = 1883;
 /**
@@ -322,7 +322,7 @@ async function main(): Promise<void> {
   process.on("SIGTERM", stop);
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+if (isMain(import.meta.url)) {
   main().catch((e) => {
     process.stderr.write(`npm run broker: ${String(e && e.message ? e.message : e)}\n`);
     process.exit(1);

@@ -1,13 +1,13 @@
 /**
  * `npm run build`: type-checks, then bundles src/app/main.ts once per board
  * (boards/*.ts) and modem (board.modems) into firmware/<board>-<modem>.js,
- * checks every script against the Espruino contract (scripts/espruino-check.ts)
+ * checks every script against the Espruino contract (scripts/build/espruino-check.ts)
  * and prints the size table against the budgets.
  *
  * Type checks: `tsc --noEmit` on tsconfig.firmware.json (plus the entry) and on
  * tsconfig.json, in child processes while this one bundles; bundles go through
  * rollup with @rollup/plugin-typescript (noEmitOnError) and @rollup/plugin-terser
- * (scripts/bundle.ts), up to BUNDLE_CONCURRENCY at a time.
+ * (scripts/build/bundle.ts), up to BUNDLE_CONCURRENCY at a time.
  *
  * Virtual modules: "virtual:board" is the board's default export (boards/<id>.ts),
  * "virtual:modem" is `export * from "src/modem/<modem>.ts"`, so a script holds only
@@ -25,12 +25,13 @@
 import { spawn } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
 import type { Plugin, RollupCache } from "rollup";
-import type { BoardDef } from "../src/board/board";
-import { driverPath, isModemKind, MODEM_KINDS, MODEMS, modemEntry, type ModemKind } from "./modems";
+import type { BoardDef } from "../../src/board/board";
+import { driverPath, isModemKind, MODEM_KINDS, MODEMS, modemEntry, type ModemKind } from "../modems";
 import { bundle, firmwareTsconfig, ROOT, terserPlugin } from "./bundle";
 import { checkEspruino, formatFinding, type Finding } from "./espruino-check";
+import { isMain, parseArgs } from "../repo";
 
 /**
  * Byte budgets, the one table the build and the tests share: the layers (minified,
@@ -463,17 +464,15 @@ async function main(): Promise<void> {
   // Ctrl-C: exit handlers remove the temporary directories; the output directory is untouched.
   process.on("SIGINT", () => process.exit(130));
   process.on("SIGTERM", () => process.exit(143));
-  const args = process.argv.slice(2);
-  const val = (flag: string) => {
-    const i = args.indexOf(flag);
-    return i >= 0 ? args[i + 1] : undefined;
-  };
+  const { values: args } = parseArgs({
+    options: { entry: { type: "string" }, out: { type: "string" }, board: { type: "string" }, "no-typecheck": { type: "boolean" } },
+  });
   const t0 = Date.now();
   const r = await build({
-    entry: val("--entry"),
-    outDir: val("--out"),
-    typecheck: !args.includes("--no-typecheck"),
-    only: val("--board") ? [val("--board")!] : undefined,
+    entry: args.entry,
+    outDir: args.out,
+    typecheck: !args["no-typecheck"],
+    only: args.board ? [args.board] : undefined,
   });
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
   if (!r.ok) {
@@ -483,7 +482,7 @@ async function main(): Promise<void> {
   console.log(`\nbuilt ${r.files.length} script(s) in ${secs} s: ${r.files.map((f) => path.relative(ROOT, f)).join(", ")}`);
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+if (isMain(import.meta.url)) {
   main().catch((e) => {
     process.stderr.write(String(e && e.stack ? e.stack : e) + "\n");
     process.exit(1);

@@ -6,7 +6,7 @@
 import { ModemSimCore } from "./core";
 import { Esp8266Sim, type Esp8266SimOptions } from "./esp8266";
 import { Sim800Sim, type Sim800Options } from "./sim800";
-import { isModemKind, MODEM_KINDS, MODEMS, type ModemKind } from "../modems";
+import { isModemKind, MODEM_KINDS, MODEMS, type ModemKind } from "../../modems";
 
 export * from "./core";
 export { Esp8266Sim, Sim800Sim, type Esp8266SimOptions, type Sim800Options };

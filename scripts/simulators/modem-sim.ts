@@ -2,7 +2,7 @@
  * Modem simulator CLI: exposes a simulated modem's UART as a TCP server (one
  * board at a time) and bridges the board's connections to a real broker.
  *
- *   tsx scripts/modem-sim.ts --modem esp8266 --uart-port 7000 --broker 127.0.0.1:1883
+ *   tsx scripts/simulators/modem-sim.ts --modem esp8266 --uart-port 7000 --broker 127.0.0.1:1883
  *     [--seed N] [--max-chunk N] [--baud N] [--host 127.0.0.1] [--verbose]
  *
  * Hook up a real Espruino Linux build with, e.g.:
@@ -11,7 +11,7 @@
  * Every host the board asks for is mapped to --broker (default: the host itself).
  */
 import net from "node:net";
-import { parseArgs } from "node:util";
+import { parseArgs } from "../repo";
 import { createModemSim, MODEM_KINDS, type ModemKind } from "./modem-sim/index";
 
 const { values: a } = parseArgs({

@@ -4,13 +4,13 @@
  * each measured by running a snippet from Storage (as a board runs .bootcde) and
  * reading process.memory().usage before and after it makes 100 of the thing.
  *
- *   ESPRUINO_BIN=… npx tsx scripts/espruino-cost.ts      (also part of npm run bench -- --espruino)
+ *   ESPRUINO_BIN=… npx tsx scripts/device/espruino-cost.ts      (also part of npm run bench -- --espruino)
  */
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
+import { isMain } from "../repo";
 
 /** Each probe makes N of something into `keep` (so it stays alive) between two measurements. */
 const N = 100;
@@ -122,7 +122,7 @@ export async function measureCpu(bin: string): Promise<CostRow[]> {
   return rows.map((r, i) => (i ? { what: r.what, blocks: +(r.blocks - loop).toFixed(2) } : r));
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+if (isMain(import.meta.url)) {
   const bin = process.env.ESPRUINO_BIN;
   if (!bin) {
     console.log("ESPRUINO_BIN is not set: point it at a Linux build of the Espruino interpreter (see README).");

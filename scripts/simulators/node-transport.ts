@@ -3,7 +3,7 @@
  * Bytes cross as latin1 so one char = one byte, as on the board.
  */
 import net from "node:net";
-import type { Clock, Transport, TransportHandler } from "../src/transport";
+import type { Clock, Transport, TransportHandler } from "../../src/transport";
 
 export class NodeTransport implements Transport {
   /** The current socket (tests may destroy() it to cut the link abruptly). */

@@ -13,15 +13,14 @@
  */
 import { readFileSync, existsSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import mqttPacket from "mqtt-packet";
 import mqtt from "mqtt";
-import { encode, Decoder, type Packet } from "../src/codec/index";
-import { AtEngine } from "../src/at/engine";
+import { encode, Decoder, type Packet } from "../../src/codec/index";
+import { AtEngine } from "../../src/at/engine";
 import { startDemo } from "./start";
-import { MODEM_KINDS, type ModemKind } from "./modems";
+import { MODEM_KINDS, type ModemKind } from "../modems";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+import { ROOT } from "../repo";
 const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
 
 /** Runs fn repeatedly for about `ms` and returns operations per second. */

@@ -6,8 +6,8 @@
 import net from "node:net";
 import { readdirSync } from "node:fs";
 import path from "node:path";
-import { ROOT } from "./bundle";
-import { isModemKind, MODEM_KINDS, type ModemKind } from "./modems";
+import { ROOT } from "../build/bundle";
+import { isModemKind, MODEM_KINDS, type ModemKind } from "../modems";
 
 /** A refused command line: the message to print (the caller adds how to get --help). */
 export class UsageError extends Error {}

@@ -14,21 +14,21 @@
  * file (./pcap.ts) that Wireshark or `tshark -r FILE -Y mqtt` opens.
  *
  * The options are checked before anything starts; then the firmware is built
- * (scripts/build.ts, unless --no-build), then the demo runs.
+ * (scripts/build/build.ts, unless --no-build), then the demo runs.
  */
 import net from "node:net";
 import { readFileSync, existsSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
 import mqttPacket from "mqtt-packet";
-import { VirtualBoard } from "./virtual-board/index";
+import { VirtualBoard } from "../simulators/virtual-board/index";
 import { PcapWriter, type TcpFlow } from "./pcap";
-import type { BoardDef } from "../src/board/board";
-import { controlPinOf, modemEntry, type ModemKind } from "./modems";
+import type { BoardDef } from "../../src/board/board";
+import { controlPinOf, modemEntry, type ModemKind } from "../modems";
 import { DEFAULT_PORT, DEFAULT_WS_PORT, reachableAddresses, startBroker } from "./broker";
 import { boardId, boardIds, helpText, listenAddress, modemKind, MODEMS, parseOptions, portNumber, UsageError, wholeNumber, type OptionSpec } from "./options";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+import { isMain, ROOT } from "../repo";
 
 export interface DemoOptions {
   board?: string;
@@ -279,7 +279,7 @@ export async function startHelp(): Promise<string> {
   return helpText("npm start -- [options]", START_OPTIONS, ["", "boards (--board):", ...boards, "", `modems (--modem): ${MODEMS.join(", ")}`]);
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+if (isMain(import.meta.url)) {
   const fail = (msg: string, code: number) => {
     process.stderr.write(`npm start: ${msg}\n`);
     process.exit(code);
@@ -300,8 +300,8 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   process.on("SIGINT", interrupted);
   process.on("SIGTERM", interrupted);
   if (!opts!.noBuild) {
-    console.log("npm start: building the firmware first (scripts/build.ts; --no-build skips it)");
-    const { build } = await import("./build");
+    console.log("npm start: building the firmware first (scripts/build/build.ts; --no-build skips it)");
+    const { build } = await import("../build/build");
     const r = await build();
     if (!r.ok) fail(["the build failed; firmware/ is left as it was:", ...r.errors].join("\n"), 1);
   }

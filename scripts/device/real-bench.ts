@@ -6,9 +6,9 @@
  * Blocks are reported net of a baseline: the same interpreter with only the
  * measuring prelude in Storage, asked the same way over its console.
  */
-import { startAedes, type AedesBroker } from "../test/support/brokers";
-import { Phone, RealBoard, sleep, until, type RealBoardOptions } from "../test/support/real-board";
-import type { ModemKind } from "../src/board/board";
+import { startAedes, type AedesBroker } from "../../test/support/brokers";
+import { Phone, RealBoard, sleep, until, type RealBoardOptions } from "../../test/support/real-board";
+import type { ModemKind } from "../../src/board/board";
 
 /**
  * Storage file ".boot0", run at boot before ".bootcde": samples the blocks in use

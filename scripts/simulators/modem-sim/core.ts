@@ -4,11 +4,11 @@
  * TCP socket on loopback. The AT dialects are plug-ins that extend this class.
  *
  * ============================ DIALECT CONTRACT ============================
- * Files: scripts/modem-sim/esp8266.ts exports `class Esp8266Sim extends ModemSimCore`
- *        scripts/modem-sim/sim800.ts  exports `class Sim800Sim  extends ModemSimCore`
+ * Files: scripts/simulators/modem-sim/esp8266.ts exports `class Esp8266Sim extends ModemSimCore`
+ *        scripts/simulators/modem-sim/sim800.ts  exports `class Sim800Sim  extends ModemSimCore`
  * Each has `constructor(opts: SimOptions = {})` (a dialect may accept a wider
  * options type that extends SimOptions) and calls `super(opts)`.
- * scripts/modem-sim/index.ts: `createModemSim(kind, opts)` builds one of them.
+ * scripts/simulators/modem-sim/index.ts: `createModemSim(kind, opts)` builds one of them.
  *
  * A dialect IMPLEMENTS:
  *   protected onCommand(cmd: string): void

@@ -23,7 +23,7 @@
  * - UART data arrives asynchronously (the board's idle loop), never inside a write();
  * - an exception escaping a timer, event or top-level code is printed as
  *   "Uncaught …" and counted in vb.uncaught, and the board keeps running.
- * Not mimicked: memory limits, the parser's syntax gaps (run scripts/espruino-check.ts),
+ * Not mimicked: memory limits, the parser's syntax gaps (run scripts/build/espruino-check.ts),
  * methods invisible through X.prototype, promise-rejection reporting.
  */
 import { EventEmitter } from "node:events";
@@ -31,7 +31,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import vm from "node:vm";
-import type { BoardDef } from "../../src/board/board";
+import type { BoardDef } from "../../../src/board/board";
 
 const RUNTIME = readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), "runtime.js"), "utf8");
 
