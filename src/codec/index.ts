@@ -169,7 +169,7 @@ export interface Decoder {
    * An exception thrown by the sink is a fatal error too (the stream position
    * would be lost), reported to sink.error with its message.
    */
-  push(chunk: Bytes, sink: DecoderSink): void;
+  push(bytes: Bytes, sink: DecoderSink): void;
   /**
    * Host only (./server.ts): decodes the body of a client->server packet (CONNECT,
    * SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT); unset, those types are fatal.
@@ -202,13 +202,13 @@ export const Decoder = function (this: Decoder, maxPacket: number) {
     skipBytes = 0;
     liveToken = {};
   })();
-  this.push = (chunk, sink): any => {
+  this.push = (bytes, sink): any => {
     const token = liveToken;
     // type, flags; packetEnd: the remaining length, then the packet's end; at: the read position;
     // byte: the byte just read; packet: the packet decoded; field: a topic, the granted list or the drained ack
     let type, flags, packetEnd, at: number, byte: number, packet: any, field: any;
     const readU16 = () => byteAt(at++) << 8 | byteAt(at++), readPacketId = () => readU16() || no("id");
-    buffered = this._b + chunk;
+    buffered = this._b + bytes;
     this._b = "";
     try {
       while (token && buffered && token == liveToken) {
