@@ -8,9 +8,17 @@ import type { AtEngine } from "../at/engine";
 import type { BoardDef, Pulse } from "../board/board";
 import type { Clock, Transport } from "../transport";
 
+/**
+ * A driver's states, reported to onState (why: a short reason, never a secret):
+ * "resetting" (a reset or power pulse), "joining" (Wi-Fi) or "attaching" (the
+ * cellular network; why: the signal), "joined" (an IP, no socket), "connecting",
+ * "connected", "failed" (why: the reason the open ended).
+ */
+export type ModemState = "resetting" | "joining" | "attaching" | "joined" | "connecting" | "connected" | "failed";
+
 /** A driver: a Transport over the AT engine, reporting its states to `onState`. */
 export interface ModemDriver extends Transport {
-  onState: (state: string, why?: string) => void;
+  onState: (state: ModemState, why?: string) => void;
 }
 
 export interface ModemDriverModule<Options = any> {

@@ -37,6 +37,7 @@
 import type { AtEngine } from "../at/engine";
 import type { BoardDef, Pulse } from "../board/board";
 import type { Bytes, Clock, Transport, TransportHandler } from "../transport";
+import type { ModemState } from "./driver";
 
 /**
  * The ESP8266's unsolicited lines (prefix match, also after a "0," link id),
@@ -89,7 +90,7 @@ const FAILED = 4;
  */
 export class Esp8266 implements Transport {
   /** State reports; by default they go to opts.log. */
-  onState!: (state: string, why?: string) => void;
+  onState!: (state: ModemState, why?: string) => void;
   open!: (host: string, port: number, handler: TransportHandler) => void;
   write!: (bytes: Bytes) => void;
   close!: () => void;
@@ -112,7 +113,7 @@ export class Esp8266 implements Transport {
       sendAttempt!: number,
       /** Backslash before `,` `"` and `\\` (the AT firmware's escape rule for SSID and password). */
       escapeForAt = (text: string) => text.replace(/[,"\\]/g, (special) => "\\" + special),
-      state = (name: string, why?: string) => me.onState(name, why),
+      state = (name: ModemState, why?: string) => me.onState(name, why),
       /**
        * Sends a command; onReply gets the final and the lines of every reply but a
        * TIMEOUT (which resets) and none from an older generation. `data`: CIPSEND
@@ -141,7 +142,7 @@ export class Esp8266 implements Transport {
           // closes the link on the module (no harm when there is none); its reply
           // is ignored, only a TIMEOUT of it resets the (dead) module
           if (moduleState > JOIN_NEEDED) command("AT+CIPCLOSE", SEND_TIMEOUT_MS, () => 0);
-          if (why != "closed") state(CWJAP_FAILURES[FAILED], why); // "failed"
+          if (why != "closed") state(CWJAP_FAILURES[FAILED] as "failed", why);
           ended.onClose(why);
         }
       },

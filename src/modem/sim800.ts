@@ -42,6 +42,7 @@
 import type { AtEngine } from "../at/engine";
 import type { BoardDef, Pulse } from "../board/board";
 import type { Bytes, Clock, Transport, TransportHandler } from "../transport";
+import type { ModemState } from "./driver";
 
 /**
  * The SIM800's unsolicited lines (prefix match), registered with the AT engine:
@@ -115,7 +116,7 @@ const MAX_QUEUED_BYTES = 4096;
  */
 export class Sim800 implements Transport {
   /** State reports; by default they go to opts.log. */
-  onState!: (state: string, why?: string) => void;
+  onState!: (state: ModemState, why?: string) => void;
   open!: (host: string, port: number, handler: TransportHandler) => void;
   write!: (bytes: Bytes) => void;
   close!: () => void;
@@ -143,7 +144,7 @@ export class Sim800 implements Transport {
       registrationDeadline: number,
       /** The command of each step (CSTT and CIPSTART are filled in). */
       steps = STEP_COMMANDS.split("|"),
-      state = (name: string, why?: string) => {
+      state = (name: ModemState, why?: string) => {
         me.onState(name, why);
       },
       /**
