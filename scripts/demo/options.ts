@@ -6,7 +6,7 @@
 import net from "node:net";
 import { readdirSync } from "node:fs";
 import path from "node:path";
-import { ROOT } from "../build/bundle";
+import { parseArgs, ROOT } from "../repo";
 import { isModemKind, MODEM_KINDS, type ModemKind } from "../modems";
 
 /** A refused command line: the message to print (the caller adds how to get --help). */
@@ -62,27 +62,31 @@ export function modemKind(text: string, flag: string): ModemKind {
 }
 
 /**
- * Parses argv against specs: values by spec.key, or the flag without the dashes,
- * camel-cased ("--ws-port" → wsPort). "--help" / "-h" gives { help: true }. Throws UsageError
- * for an unknown option, a missing value or a refused one.
+ * Parses argv against specs (node:util's parseArgs splits the words): values by
+ * spec.key, or the flag without the dashes, camel-cased ("--ws-port" → wsPort).
+ * "--help" / "-h" gives { help: true }. Throws UsageError for an unknown option, a
+ * missing value or a refused one.
  */
 export function parseOptions(argv: string[], specs: OptionSpec[]): Record<string, unknown> & { help?: boolean } {
   const out: Record<string, unknown> = {};
   const key = (flag: string) => flag.replace(/^--/, "").replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--help" || a === "-h") return { help: true };
-    const [flag, inline] = a.startsWith("--") && a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, undefined];
-    const spec = specs.find((s) => s.flag === flag);
-    if (!spec) throw new UsageError(`unknown option ${JSON.stringify(a)}`);
+  const known: Record<string, { type: "string" | "boolean"; short?: string }> = { help: { type: "boolean", short: "h" } };
+  for (const spec of specs) known[spec.flag.replace(/^--/, "")] = { type: spec.arg ? "string" : "boolean" };
+  const { tokens } = parseArgs({ args: argv, options: known, strict: false, allowPositionals: true, tokens: true });
+  for (const token of tokens) {
+    if (token.kind === "positional") throw new UsageError(`unknown option ${JSON.stringify(token.value)}`);
+    if (token.kind === "option-terminator") throw new UsageError('unknown option "--"');
+    if (token.name === "help") return { help: true };
+    const spec = specs.find((s) => s.flag === token.rawName);
+    if (!spec) throw new UsageError(`unknown option ${JSON.stringify(token.inlineValue ? `${token.rawName}=${token.value}` : token.rawName)}`);
     if (!spec.arg) {
-      if (inline !== undefined) throw new UsageError(`${flag} takes no value`);
-      out[spec.key ?? key(flag)] = true;
+      if (token.inlineValue) throw new UsageError(`${spec.flag} takes no value`);
+      out[spec.key ?? key(spec.flag)] = true;
       continue;
     }
-    const text = inline ?? argv[++i];
-    if (text === undefined || (inline === undefined && text.startsWith("--"))) throw new UsageError(`${flag} needs a value (${spec.arg})`);
-    out[spec.key ?? key(flag)] = spec.parse ? spec.parse(text, flag) : text;
+    const text = token.value;
+    if (text === undefined || (!token.inlineValue && text.startsWith("--"))) throw new UsageError(`${spec.flag} needs a value (${spec.arg})`);
+    out[spec.key ?? key(spec.flag)] = spec.parse ? spec.parse(text, spec.flag) : text;
   }
   return out;
 }
