@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
-import { isMain, ROOT } from "../repo";
+import { isMain, parseArgs, ROOT } from "../repo";
 
 export { ROOT };
 export const FIRMWARE_TSCONFIG = path.join(ROOT, "tsconfig.firmware.json");
@@ -148,14 +148,15 @@ export async function bundle(entry: string, opts: BundleOptions = {}): Promise<s
 
 /** CLI: `tsx scripts/build/bundle.ts src/codec/index.ts [--print]` prints minified bytes of an entry's exports. */
 async function main(): Promise<void> {
-  const entry = process.argv[2];
+  const { values: args, positionals } = parseArgs({ options: { print: { type: "boolean" } }, allowPositionals: true });
+  const entry = positionals[0];
   if (!entry) {
     process.stderr.write("usage: tsx scripts/build/bundle.ts <entry.ts> [--print]\n");
     process.exit(2);
   }
   const code = await bundle(entry);
   console.log(`${entry}: ${Buffer.byteLength(code)} bytes minified`);
-  if (process.argv.includes("--print")) console.log(code);
+  if (args.print) console.log(code);
 }
 
 if (isMain(import.meta.url)) {

@@ -10,7 +10,7 @@
  */
 import * as acorn from "acorn";
 import { readFileSync } from "node:fs";
-import { isMain } from "../repo";
+import { isMain, parseArgs } from "../repo";
 
 export interface Finding {
   rule: string;
@@ -562,7 +562,7 @@ export function formatFinding(code: string, f: Finding): string {
 
 if (isMain(import.meta.url)) {
   let bad = 0;
-  for (const file of process.argv.slice(2)) {
+  for (const file of parseArgs({ allowPositionals: true }).positionals) {
     const code = readFileSync(file, "utf8");
     const fs = checkEspruino(code);
     bad += fs.length;
