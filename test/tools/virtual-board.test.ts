@@ -1,5 +1,5 @@
 /**
- * The virtual board (scripts/virtual-board): Espruino's globals and only those,
+ * The virtual board (scripts/simulators/virtual-board): Espruino's globals and only those,
  * its timer and event semantics on a fake clock, Storage, UART wiring for a
  * modem simulator, and errors counted as "Uncaught".
  */
