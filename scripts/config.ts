@@ -7,8 +7,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { DeviceConfig } from "../src/app/config";
+import { EXAMPLE_WIFI_PASSWORD, isModemKind, MODEM_KINDS, MODEMS, modemEntry, type ModemKind } from "./modems";
 
-export type ModemKind = "esp8266" | "sim800";
+export { EXAMPLE_WIFI_PASSWORD, type ModemKind };
 
 export interface LoadOptions {
   /** Path of the JSON file; absent = environment only. */
@@ -19,7 +20,8 @@ export interface LoadOptions {
    */
   required?: boolean;
   env?: Record<string, string | undefined>;
-  modem: ModemKind;
+  /** A kind of the modem registry (scripts/modems.ts); any other is an error. */
+  modem: ModemKind | string;
 }
 
 /**
@@ -28,8 +30,8 @@ export interface LoadOptions {
  * ("keepalive") is reported instead of silently ignored.
  */
 export const CONFIG_KEYS: Record<string, readonly string[] | null> = {
-  wifi: ["ssid", "password"],
-  gprs: ["apn", "user", "password"],
+  // each modem's credentials (scripts/modems.ts)
+  ...Object.fromEntries(Object.values(MODEMS).map((m) => [m.configKey, m.configFields])),
   broker: ["host", "port", "username", "password", "tls"],
   clientId: null,
   keepAlive: null,
@@ -40,16 +42,10 @@ export const CONFIG_KEYS: Record<string, readonly string[] | null> = {
   uartPath: null,
 };
 
-/** The WiFi password config.example.json ships with: a configuration still holding it was not filled in. */
-export const EXAMPLE_WIFI_PASSWORD = "change-me-please";
-
 /** Environment variable → path in the config object. */
 export const ENV_KEYS: Record<string, string> = {
-  LED_WIFI_SSID: "wifi.ssid",
-  LED_WIFI_PASSWORD: "wifi.password",
-  LED_APN: "gprs.apn",
-  LED_APN_USER: "gprs.user",
-  LED_APN_PASSWORD: "gprs.password",
+  // each modem's (scripts/modems.ts)
+  ...Object.assign({}, ...Object.values(MODEMS).map((m) => m.env)),
   LED_BROKER_HOST: "broker.host",
   LED_BROKER_PORT: "broker.port",
   LED_BROKER_USERNAME: "broker.username",
@@ -159,19 +155,8 @@ export function validate(c: Record<string, any>, modem: ModemKind): string[] {
   // A section that is not an object was reported once; its fields are not checked.
   const bad = checkKeys(c, errors);
   const str = (v: unknown) => typeof v === "string";
-  if (modem === "esp8266" && !bad.has("wifi")) {
-    const w = c.wifi;
-    if (!w || !str(w.ssid) || w.ssid === "") errors.push("wifi.ssid is required for an ESP8266 build (LED_WIFI_SSID)");
-    else if (utf8Len(w.ssid) > 32) errors.push("wifi.ssid is longer than 32 bytes");
-    if (w && w.password !== undefined && !str(w.password)) errors.push("wifi.password must be a string");
-    if (w && w.password === EXAMPLE_WIFI_PASSWORD) errors.push(`wifi.password is still config.example.json's placeholder "${EXAMPLE_WIFI_PASSWORD}": put your network's password there`);
-    else if (w && str(w.password) && w.password !== "" && (w.password.length < 8 || w.password.length > 64))
-      errors.push("wifi.password must be empty (open network) or 8 to 64 characters");
-  } else if (modem === "sim800" && !bad.has("gprs")) {
-    const g = c.gprs;
-    if (!g || !str(g.apn) || g.apn === "") errors.push("gprs.apn is required for a SIM800 build (LED_APN)");
-    for (const k of ["user", "password"]) if (g && g[k] !== undefined && !str(g[k])) errors.push(`gprs.${k} must be a string`);
-  }
+  const { configKey, validate: checkCredentials } = modemEntry(modem);
+  if (!bad.has(configKey)) checkCredentials(c[configKey], errors);
   const b = c.broker;
   if (!bad.has("broker")) {
     if (!b || !str(b.host) || b.host === "") errors.push("broker.host is required (LED_BROKER_HOST)");
@@ -239,6 +224,8 @@ export const CREATE_HINT = "create it with `cp config.example.json config.json` 
  */
 export function loadConfig(opts: LoadOptions): { config: DeviceConfig; errors: string[] } {
   const errors: string[] = [];
+  const modem = opts.modem;
+  if (!isModemKind(modem)) return { config: {} as DeviceConfig, errors: [`unknown modem ${JSON.stringify(modem)} (${MODEM_KINDS.join(", ")})`] };
   const env = opts.env ?? {};
   let c: Record<string, any> = {};
   if (opts.file && fs.existsSync(opts.file)) {
@@ -271,9 +258,8 @@ export function loadConfig(opts: LoadOptions): { config: DeviceConfig; errors: s
   // TLS without a port: the port registered for MQTT over TLS.
   if (c.broker && c.broker.tls === true && c.broker.port === undefined) c.broker.port = 8883;
   // A build for one modem carries only that modem's credentials to the board.
-  if (opts.modem === "esp8266") delete c.gprs;
-  else delete c.wifi;
-  errors.push(...validate(c, opts.modem).filter((e) => !refused.some((k) => e.startsWith(k + " "))));
+  for (const m of Object.values(MODEMS)) if (m.configKey !== modemEntry(modem).configKey) delete c[m.configKey];
+  errors.push(...validate(c, modem).filter((e) => !refused.some((k) => e.startsWith(k + " "))));
   return { config: c as DeviceConfig, errors };
 }
 

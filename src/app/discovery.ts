@@ -22,8 +22,9 @@
  */
 import type { MqttClient } from "../session/index";
 
-export function announce(client: MqttClient, id: string, base: string): void {
-  client.publish("homeassistant/light/" + id + "/led/config",
-    '{"~":"' + base + '","name":"LED","cmd_t":"~","stat_t":"~/state","avty_t":"~/status","pl_on":"on","pl_off":"off","qos":1,"uniq_id":"' +
-    id + '","dev":{"ids":"' + id + '","name":"' + id + '"}}', 0, true);
+/** clientId names the node and the device; commandTopic is the LED's topic ("~"). */
+export function announce(client: MqttClient, clientId: string, commandTopic: string): void {
+  client.publish("homeassistant/light/" + clientId + "/led/config",
+    '{"~":"' + commandTopic + '","name":"LED","cmd_t":"~","stat_t":"~/state","avty_t":"~/status","pl_on":"on","pl_off":"off","qos":1,"uniq_id":"' +
+    clientId + '","dev":{"ids":"' + clientId + '","name":"' + clientId + '"}}', 0, true);
 }

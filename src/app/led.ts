@@ -13,11 +13,11 @@ const MEANS = "0120101";
  * The payload is a byte string; anything else is LED_IGNORE.
  */
 export function parseCommand(payload: string): number {
-  const i = WORDS.indexOf(payload.trim().toLowerCase());
-  return i < 0 ? LED_IGNORE : +MEANS[i];
+  const word = WORDS.indexOf(payload.trim().toLowerCase());
+  return word < 0 ? LED_IGNORE : +MEANS[word];
 }
 
 /** The LED's next level (true = lit) after a command. */
-export function nextLevel(cmd: number, lit: boolean): boolean {
-  return cmd == LED_TOGGLE ? !lit : cmd == LED_ON;
+export function nextLevel(command: number, lit: boolean): boolean {
+  return command == LED_TOGGLE ? !lit : command == LED_ON;
 }

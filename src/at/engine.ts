@@ -4,7 +4,7 @@
  *
  * Stream framing (feed() takes chunks of any size, split anywhere):
  * - Lines end with "\r\n" (a bare "\n" works too); they are trimmed, empty
- *   lines are ignored. A line longer than 256 bytes (plus its "\r") is
+ *   lines are ignored. A line longer than 256 bytes (MAX_LINE_BYTES; plus its "\r") is
  *   dropped (logged "long") and framing resumes after the next "\n"; so the
  *   engine never holds more than 257 bytes plus the chunk being fed.
  * - "> " at the start of a line is the send prompt: it has no line end. It
@@ -24,15 +24,14 @@
  *    `finals`, then "OK" (not with `okNotFinal`, nor for a `data` command
  *    before its data was written: ESP8266 says "OK" before its ">"),
  *    "ERROR", "+CME ERROR", "+CMS ERROR", "SEND OK", "SEND FAIL", "FAIL";
- * 3. a known URC (below, also with a "0," / "0, " link prefix) goes to onUrc,
- *    even mid-reply; so does any "+XYZ..." line while a command is in flight,
- *    unless that command contains "+XYZ" (AT+CREG? gets its "+CREG: 0,1");
+ * 3. a URC goes to onUrc, even mid-reply: a line matching one of `urcs` (the
+ *    driver registers its modem's patterns there), or any "+XYZ..." line while
+ *    a command is in flight, unless that command contains "+XYZ" (AT+CREG?
+ *    gets its "+CREG: 0,1");
  * 4. any other line goes to the command in flight's `lines` (at most 32),
  *    or to onUrc when idle.
- * URCs: "WIFI ...", "CLOSED", "CONNECT..." (CONNECT OK/FAIL, ESP's "0,CONNECT"),
- * "ALREADY CONNECT", "ready", "busy ...", "+PDP", "CLOSE OK", "RDY",
- * "Call Ready", "SMS Ready", "NORMAL POWER DOWN", "UNDER-VOLTAGE...", and every
- * "+..." line no command claims ("+CPIN", "+CREG", "+CFUN", "+IPD" without ':').
+ * The engine knows AT, not a modem: which other lines are unsolicited ("CLOSED",
+ * "WIFI DISCONNECT", "RDY" ...) is the driver's to say, in `urcs`.
  *
  * Commands: one in flight, at most 8 queued; a command sent to a full queue
  * ends with final "BUSY" (its done() runs from a 0 ms timer, never inside
@@ -50,7 +49,7 @@
  * costs the rest of that chunk, logged).
  * A `secret` command is logged as "AT+XYZ=<hidden>"; line contents are never logged.
  */
-import type { Bytes, Clock } from "../session/transport";
+import type { Bytes, Clock } from "../transport";
 
 /** The modem's UART as the engine needs it: Espruino's SerialN fits. */
 export interface Uart {
@@ -87,27 +86,29 @@ export interface AtCommand {
   done(reply: AtReply): void;
 }
 
-/** Quiet gap (ms) required after a TIMEOUT before the next command is sent. */
-const GUARD = 500;
-/** Longest wait (ms) for the "> " prompt of a `data` command. */
-const PROMPT = 3e3;
+/** Quiet gap required after a TIMEOUT before the next command is sent. */
+const QUIET_GAP_MS = 500;
+/** Longest wait for the "> " prompt of a `data` command. */
+const PROMPT_TIMEOUT_MS = 3e3;
+/** Longest line kept, without its "\r" (a longer one is dropped, logged "long"). */
+const MAX_LINE_BYTES = 256;
+/** Intermediate lines kept per command. */
+const MAX_REPLY_LINES = 32;
+/** Commands waiting behind the one in flight. */
+const MAX_QUEUED = 8;
 // Espruino's RegExp alternates only at the top level and has no "?" quantifier
-// (scripts/espruino-check.ts enforces it), hence the flat lists of "^" prefixes.
+// (scripts/build/espruino-check.ts enforces it), hence the flat lists of "^" prefixes.
 /** Default finals besides "OK" (prefix match). */
-const FIN = /^ERROR|^\+CM. ERROR|^FAIL|^SEND FAIL|^SEND OK/;
-/**
- * Known URCs (prefix match; "0,CLOSED", "1, CONNECT" from a link id too); any
- * unclaimed "+..." line mid-command is one too. Three short regexes, not one
- * long one: Espruino 2v29 leaks the tested string for good when about twelve
- * alternatives of one regex fail in a row (each failed alternative takes one
- * more lock on it, and locks stop counting at 15), so the checker allows at
- * most six top-level alternatives per regex (docs/espruino.md).
- */
-const URC_LINK = /^CLOSE|^CONNECT|^ALREADY|^\d, *C/;
-const URC_WIFI = /^WIFI|^ready|^busy /;
-const URC_CELL = /^RDY|^Call|^SMS|^NORMAL|^UNDER|^\+PDP/;
+const DEFAULT_FINALS = /^ERROR|^\+CM. ERROR|^FAIL|^SEND FAIL|^SEND OK/;
 
 export interface AtEngine {
+  /**
+   * The modem's URC patterns, registered by its driver (src/modem/*.ts): prefix
+   * regexes of at most six top-level alternatives each (Espruino 2v29 leaks the
+   * tested string when about twelve alternatives of one regex fail in a row;
+   * docs/espruino.md). None until a driver sets them; set them before the first feed().
+   */
+  urcs: RegExp[];
   /** Unsolicited lines (URCs) and lines that belong to no command. Set it before the first feed(). */
   onUrc: (line: string) => void;
   /**
@@ -140,131 +141,134 @@ export const AtEngine = function (this: AtEngine, uart: Uart, clock: Clock, log?
   // One `let` for everything (state, then the helpers): each extra `const`/`let`
   // statement costs bytes. State left unset reads as intended (falsy, no handle).
   let self = this,
-    say = (x: unknown) => log && log("" + x),
-    buf = "", // unframed bytes, always starting at a line start
+    say = (message: unknown) => log && log("" + message),
+    unframed = "", // bytes not framed yet, always starting at a line start
     queue: AtCommand[] = [],
-    owed: number | undefined, // raw bytes still owed to the current +IPD frame
-    link: number, // link id of the current frame
-    skip: boolean | number | undefined, // dropping a long line up to its "\n"
-    cur: AtCommand | 0 | undefined, // the command in flight
-    lines!: string[],
-    last: string, // last command text sent (its echo is dropped)
-    wrote: boolean | number, // nothing (more) to write for `cur`: no data, or written
-    due: Bytes | boolean | 0 | undefined, // the data of an aborted command still owed to its prompt (while stale)
-    // The one timer: cur's timeout or, with no command in flight, the quiet gap
-    // after a TIMEOUT (the engine is "stale"). So cur implies tm, and tm without
-    // cur means stale. tm is falsy once its timer fired or was cleared: Espruino
-    // reuses ids and throws on clearing a fired one. Handles are truthy
+    owedBytes: number | undefined, // raw bytes still owed to the current +IPD frame
+    frameLinkId: number, // link id of the current frame
+    skippingLongLine: boolean | number | undefined, // dropping a long line up to its "\n"
+    inFlight: AtCommand | 0 | undefined, // the command in flight
+    replyLines!: string[],
+    lastCommandText: string, // last command text sent (its echo is dropped)
+    dataWritten: boolean | number, // nothing (more) to write for `inFlight`: no data, or written
+    owedPromptData: Bytes | boolean | 0 | undefined, // the data of an aborted command still owed to its prompt (while stale)
+    // The one timer: inFlight's timeout or, with no command in flight, the quiet gap
+    // after a TIMEOUT (the engine is "stale"). So inFlight implies timer, and timer
+    // without inFlight means stale. timer is falsy once its timer fired or was cleared:
+    // Espruino reuses ids and throws on clearing a fired one. Handles are truthy
     // (Espruino's ids start at 1, Node's are objects).
-    tm: unknown,
-    fin = (c: AtCommand, f: string, l?: string[]) => {
+    timer: unknown,
+    complete = (command: AtCommand, final: string, lines?: string[]) => {
       try {
-        c.done({ final: f, lines: l || [] });
-      } catch (e) {
-        say(e);
+        command.done({ final: final, lines: lines || [] });
+      } catch (thrown) {
+        say(thrown);
       }
     },
-    // Clears the timer; given a number, sets it: when it fires, cur ends with
-    // TIMEOUT and the engine turns stale, or (no cur: stale) next() runs.
-    arm = (ms?: number) => {
-      if (tm) clock.clearTimeout(tm);
-      tm =
-        ms != null
+    // Clears the timer; given a number, sets it: when it fires, inFlight ends with
+    // TIMEOUT and the engine turns stale, or (no inFlight: stale) next() runs.
+    armTimer = (delayMs?: number) => {
+      if (timer) clock.clearTimeout(timer);
+      timer =
+        delayMs != null
           ? clock.setTimeout(() => {
-              tm = due = 0;
-              cur ? end("TIMEOUT", GUARD) : next();
-            }, ms)
-          : ms;
+              timer = owedPromptData = 0;
+              inFlight ? end("TIMEOUT", QUIET_GAP_MS) : next();
+            }, delayMs)
+          : delayMs;
     },
     // Sends the next queued command unless one is in flight or the engine is stale.
-    next = (_?: unknown) => {
-      if (!tm && (cur = queue.shift())) {
-        lines = [];
-        wrote = cur.data == null;
+    next = (_ignored?: unknown) => {
+      if (!timer && (inFlight = queue.shift())) {
+        replyLines = [];
+        dataWritten = inFlight.data == null;
         // a number (not undefined: that would only clear); a command with data first waits for its prompt
-        arm(cur.data ? PROMPT : +cur.timeout);
-        if ((last = cur.cmd)) {
-          say(cur.secret ? last.split("=")[0] + "=<hidden>" : last);
-          uart.write(last + "\r\n");
+        armTimer(inFlight.data ? PROMPT_TIMEOUT_MS : +inFlight.timeout);
+        if ((lastCommandText = inFlight.cmd)) {
+          say(inFlight.secret ? lastCommandText.split("=")[0] + "=<hidden>" : lastCommandText);
+          uart.write(lastCommandText + "\r\n");
         }
       }
     },
-    // Ends cur (if any) with final f and clears the timer; a `guard` (after a
+    // Ends inFlight (if any) with `final` and clears the timer; a `quietGapMs` (after a
     // TIMEOUT) keeps the engine stale until no line has arrived for that long.
-    end = (f: string, guard?: number, c?: AtCommand | 0) => {
-      c = cur;
-      arm(guard);
-      if (c) {
-        cur = 0;
-        fin(c, f, lines);
+    end = (final: string, quietGapMs?: number, ended?: AtCommand | 0) => {
+      ended = inFlight;
+      armTimer(quietGapMs);
+      if (ended) {
+        inFlight = 0;
+        complete(ended, final, replyLines);
         next();
       }
     };
 
-  // b, h, p, l: scratch locals (extra parameters cost less than a `let`)
-  self.feed = (chunk: string, b?: any, h?: any, p?: any, l?: any) => {
-    b = buf + chunk;
+  // none until the driver registers its modem's
+  self.urcs = [];
+
+  // rest, match, newlineAt, line: scratch locals (extra parameters cost less than a `let`)
+  self.feed = (chunk: string, rest?: any, match?: any, newlineAt?: any, line?: any) => {
+    rest = unframed + chunk;
     try {
-      while (b) {
-        p = b.indexOf("\n");
-        if (owed) {
-          h = b.slice(0, owed);
-          b = b.slice(owed);
-          owed -= h.length;
-          self.onData(h, link);
-        } else if (!skip && (h = /^> |^ *\+IPD,([\d.,]+):/.exec(b))) {
-          b = b.slice(h[0].length);
-          if ((h = h[1])) {
+      while (rest) {
+        newlineAt = rest.indexOf("\n");
+        if (owedBytes) {
+          match = rest.slice(0, owedBytes);
+          rest = rest.slice(owedBytes);
+          owedBytes -= match.length;
+          self.onData(match, frameLinkId);
+        } else if (!skippingLongLine && (match = /^> |^ *\+IPD,([\d.,]+):/.exec(rest))) {
+          rest = rest.slice(match[0].length);
+          if ((match = match[1])) {
             // 1 or 3 fields: <len>[,ip,port]; 2 or 4: <id>,<len>[,ip,port]
-            h = h.split(",");
-            p = h.length % 2;
-            link = p ? -1 : +h[0];
-            owed = h[1 - p] | 0;
-          } else if (cur && !wrote) {
-            wrote = 1;
-            uart.write(cur.data!); // !wrote: it has data
-            arm(+cur.timeout); // now for SEND OK
-          } else if (due) {
+            match = match.split(",");
+            newlineAt = match.length % 2;
+            frameLinkId = newlineAt ? -1 : +match[0];
+            owedBytes = match[1 - newlineAt] | 0;
+          } else if (inFlight && !dataWritten) {
+            dataWritten = 1;
+            uart.write(inFlight.data!); // !dataWritten: it has data
+            armTimer(+inFlight.timeout); // now for SEND OK
+          } else if (owedPromptData) {
             // the prompt of an aborted command: its data (still stale: the answer is a late reply)
-            uart.write(due as Bytes);
-            due = 0;
+            uart.write(owedPromptData as Bytes);
+            owedPromptData = 0;
           }
-        } else if (p < 0 && !skip && !b[257]) break; // a line of at most 256 bytes plus "\r" is coming
+        } else if (newlineAt < 0 && !skippingLongLine && !rest[MAX_LINE_BYTES + 1]) break; // a line of at most MAX_LINE_BYTES plus "\r" is coming
         else {
           // A line; or a long one (dropped up to its "\n", even across chunks) or the rest of one.
-          l = skip || p < 0 || p > 257 ? (skip || say("long"), "") : b.slice(0, p).trim();
-          skip = p < 0;
-          b = skip ? "" : b.slice(p + 1);
+          line = skippingLongLine || newlineAt < 0 || newlineAt > MAX_LINE_BYTES + 1 ? (skippingLongLine || say("long"), "") : rest.slice(0, newlineAt).trim();
+          skippingLongLine = newlineAt < 0;
+          rest = skippingLongLine ? "" : rest.slice(newlineAt + 1);
           // Empty lines and the echo are dropped; a final ends the command in
           // flight; URCs go to onUrc; other lines go to the command in flight
-          // (at most 32), are dropped while stale, go to onUrc when idle.
-          if (l && l != last) {
-            if (cur && ((cur.finals || []).some((x: string) => !l.indexOf(x)) || FIN.test(l) || (l == "OK" && wrote && !cur.okNotFinal))) end(l);
-            else if ((cur && l[0] == "+" && last.indexOf(l.split(":")[0]) < 1) || URC_LINK.test(l) || URC_WIFI.test(l) || URC_CELL.test(l) || !tm) self.onUrc(l);
-            else if (cur) lines[31] || lines.push(l);
-            else arm(GUARD);
+          // (at most MAX_REPLY_LINES), are dropped while stale, go to onUrc when idle.
+          if (line && line != lastCommandText) {
+            if (inFlight && ((inFlight.finals || []).some((final: string) => !line.indexOf(final)) || DEFAULT_FINALS.test(line) || (line == "OK" && dataWritten && !inFlight.okNotFinal))) end(line);
+            else if ((inFlight && line[0] == "+" && lastCommandText.indexOf(line.split(":")[0]) < 1) || self.urcs.some((urc) => urc.test(line)) || !timer) self.onUrc(line);
+            else if (inFlight) replyLines[MAX_REPLY_LINES - 1] || replyLines.push(line);
+            else armTimer(QUIET_GAP_MS);
           }
         }
       }
-    } catch (e) {
-      b = "";
-      say(e);
+    } catch (thrown) {
+      rest = "";
+      say(thrown);
     }
-    buf = b;
+    unframed = rest;
   };
 
-  // queue[7]: 8 already wait
+  // queue[MAX_QUEUED - 1]: the queue is full
   // next() takes (and ignores) push's result: one expression
-  self.send = (c) => (queue[7] ? clock.setTimeout(() => fin(c, "BUSY"), 0) : next(queue.push(c)));
+  self.send = (command) => (queue[MAX_QUEUED - 1] ? clock.setTimeout(() => complete(command, "BUSY"), 0) : next(queue.push(command)));
 
-  // q: scratch local
-  self.abort = (live, q?: AtCommand[]) => {
-    q = queue;
+  // aborted: scratch local
+  self.abort = (live, aborted?: AtCommand[]) => {
+    aborted = queue;
     queue = [];
     // a live modem goes on talking: the framing stays (a +IPD frame under way, a partial line or prompt)
-    live || ((buf = ""), (owed = skip = 0));
-    due = live && cur && !wrote && cur.data;
-    end("ABORTED", due ? PROMPT : undefined);
-    q.map((x) => fin(x, "ABORTED"));
+    live || ((unframed = ""), (owedBytes = skippingLongLine = 0));
+    owedPromptData = live && inFlight && !dataWritten && inFlight.data;
+    end("ABORTED", owedPromptData ? PROMPT_TIMEOUT_MS : undefined);
+    aborted.map((command) => complete(command, "ABORTED"));
   };
 } as unknown as new (uart: Uart, clock: Clock, log?: (line: string) => void) => AtEngine;

@@ -2,7 +2,14 @@
  * A board's pin map: everything the firmware needs to know about one board.
  * Each file in boards/ default-exports one of these; adding a board is adding a file.
  */
-export type ModemKind = "esp8266" | "sim800";
+/** A modem kind: a key of the modem registry (scripts/modems.ts); the build refuses any other. */
+export type ModemKind = string;
+
+/**
+ * The app's pin pulse (src/app/main.ts): a function that holds `pin` low for `ms`,
+ * then high, then calls done; undefined when the board has no such pin.
+ */
+export type Pulse = (pin: string | undefined, ms: number) => ((done: () => void) => void) | undefined;
 
 export interface BoardDef {
   /** File name and firmware name part, e.g. "espruino-wifi". */

@@ -17,12 +17,24 @@
  * sequence, which the tests check; whether Espruino's does as strictly has not
  * been measured, so on the board invalid UTF-8 may get through as bytes.
  */
-import type { Bytes } from "../session/transport";
-import type { AckPacket, Packet } from "./packets";
+import type { Bytes } from "../transport";
+import {
+  CONNACK, CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE,
+  type AckPacket, type Packet,
+} from "./packets";
 
 export * from "./packets";
 
 const chr = String.fromCharCode;
+
+/**
+ * The firmware build defines FIRMWARE (terser `global_defs`, scripts/build/bundle.ts), so
+ * HOST_SIDE is the constant false there and the minifier drops every branch it
+ * guards: the server-side decoding that ./server.ts plugs into Decoder costs the
+ * board no byte. On the host (tests, tools) nothing defines it and HOST_SIDE is true.
+ */
+declare const FIRMWARE: boolean;
+const HOST_SIDE = typeof FIRMWARE == "undefined";
 
 /** Throws Error(m): every codec failure goes through here. */
 export const no = (m: string): never => {
@@ -68,11 +80,13 @@ export const topicMatches = (filter: string, topic: string): boolean => {
 /** Two bytes, big-endian; Error("range") unless n is 0..65535. */
 export const w16 = (n: number): Bytes => n !== (n & 65535) ? no("range") : chr(n >> 8, n & 255);
 /** Length-prefixed bytes. */
-const lstr = (b: Bytes) => w16(b.length) + b;
+const bytesField = (bytes: Bytes) => w16(bytes.length) + bytes;
 /** Length-prefixed UTF-8 string. */
-const ustr = (s: string) => lstr(utf8Encode(s));
+const utf8Field = (text: string) => bytesField(utf8Encode(text));
 /** A qos: Error("qos") unless 0, 1 or 2. */
-const qv = (q: number) => q !== (q & 3) || q > 2 ? no("qos") : q;
+const checkedQos = (qos: number) => qos !== (qos & 3) || qos > 2 ? no("qos") : qos;
+/** The types whose fixed-header flags are 0b0010, as bit type + 1: PUBREL, SUBSCRIBE, UNSUBSCRIBE. */
+const FLAGS_0010_TYPES = 1 << PUBREL + 1 | 1 << SUBSCRIBE + 1 | 1 << UNSUBSCRIBE + 1;
 
 /**
  * The whole packet as a byte string. Throws Error only on inputs a caller must
@@ -85,44 +99,44 @@ const qv = (q: number) => q !== (q & 3) || q > 2 ? no("qos") : q;
  */
 export function encode(p: Packet): Bytes;
 export function encode(p: any): Bytes {
-  const t = p.type;
-  // PUBREL, SUBSCRIBE, UNSUBSCRIBE have flags 0b0010 (bits 7, 9, 11 of 0xA80)
-  let f = 0xa80 >> t & 2, v = "", c: any;
-  if (t == 1) {
-    c = p.will;
-    v = ustr(p.clientId);
+  const type = p.type;
+  // PUBREL, SUBSCRIBE, UNSUBSCRIBE have flags 0b0010 (bits 7, 9, 11 of FLAGS_0010_TYPES)
+  let flags = FLAGS_0010_TYPES >> type & 2, body = "", field: any;
+  if (type == CONNECT) {
+    field = p.will;
+    body = utf8Field(p.clientId);
     // (booleans as bits: true | 0 is 1)
-    f = p.clean << 1;
-    if (c) {
-      f |= 4 | qv(c.qos) << 3 | c.retain << 5;
-      v += ustr(c.topic) + lstr(c.payload);
+    flags = p.clean << 1;
+    if (field) {
+      flags |= 4 | checkedQos(field.qos) << 3 | field.retain << 5;
+      body += utf8Field(field.topic) + bytesField(field.payload);
     }
-    if ((c = p.username) != null) {
-      f |= 128;
-      v += ustr(c);
+    if ((field = p.username) != null) {
+      flags |= 128;
+      body += utf8Field(field);
     }
-    if ((c = p.password) != null) {
-      f |= 64;
-      v += lstr(c);
+    if ((field = p.password) != null) {
+      flags |= 64;
+      body += bytesField(field);
     }
     // protocol name "MQTT", level 4, connect flags, keep-alive, then the payload
-    v = chr(0, 4, 77, 81, 84, 84, 4, f) + w16(p.keepAlive) + v;
-    f = 0;
-  } else if (t == 3) {
-    c = qv(p.qos);
-    f = (p.dup && c && 8) | c << 1 | p.retain;
-    v = ustr(p.topic) + (c ? w16(p.id || -1) : "") + p.payload;
-  } else if (t < 12) {
+    body = chr(0, 4, 77, 81, 84, 84, 4, flags) + w16(p.keepAlive) + body;
+    flags = 0;
+  } else if (type == PUBLISH) {
+    field = checkedQos(p.qos);
+    flags = (p.dup && field && 8) | field << 1 | p.retain;
+    body = utf8Field(p.topic) + (field ? w16(p.id || -1) : "") + p.payload;
+  } else if (type < PINGREQ) {
     // PUBACK..PUBCOMP, SUBSCRIBE, UNSUBSCRIBE, UNSUBACK: a non-zero packet id first
-    // CONNACK and SUBACK (bits 2, 9) are server packets: ./server.ts
-    v = w16(0x204 >> t & 1 ? no("type") : p.id || -1);
+    // CONNACK and SUBACK are server packets: ./server.ts
+    body = w16((1 << CONNACK | 1 << SUBACK) >> type & 1 ? no("type") : p.id || -1);
     // SUBSCRIBE: filters and qos; UNSUBSCRIBE: filters
-    for (c of p.subs || p.topics || "") v += t - 8 ? ustr(c) : ustr(c.topic) + chr(qv(c.qos));
+    for (field of p.subs || p.topics || "") body += type - SUBSCRIBE ? utf8Field(field) : utf8Field(field.topic) + chr(checkedQos(field.qos));
   }
   // fixed header, remaining length (7 bits a byte, low first), body
-  let n = v.length, r = chr(t << 4 | f);
-  do r += chr(n & 127 | (n >> 7 && 128)); while (n >>= 7);
-  return r + v;
+  let remaining = body.length, header = chr(type << 4 | flags);
+  do header += chr(remaining & 127 | (remaining >> 7 && 128)); while (remaining >>= 7);
+  return header + body;
 }
 
 export interface DecoderSink {
@@ -138,8 +152,8 @@ export interface DecoderSink {
 
 /**
  * Streaming decoder of the packets a server sends (a client->server type is the
- * fatal error "type"; ./server.ts's ServerDecoder, a host-only copy with a hook
- * for those bodies, decodes them). Never holds
+ * fatal error "type", unless a host-side hook decodes those bodies: ./server.ts's
+ * ServerDecoder sets one; the firmware build strips that path). Never holds
  * more than maxPacket bytes; an oversize packet is skipped byte-exactly and
  * reported (non-fatal; for a PUBLISH at QoS 1/2 with the ack it needs, its packet
  * id read from the header when it lies within maxPacket bytes; a packet id 0 there
@@ -155,103 +169,125 @@ export interface Decoder {
    * An exception thrown by the sink is a fatal error too (the stream position
    * would be lost), reported to sink.error with its message.
    */
-  push(chunk: Bytes, sink: DecoderSink): void;
+  push(bytes: Bytes, sink: DecoderSink): void;
+  /**
+   * Host only (./server.ts): decodes the body of a client->server packet (CONNECT,
+   * SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT); unset, those types are fatal.
+   */
+  _clientBody?: (type: number, body: Bytes) => Packet;
   /** Forgets everything buffered and revives a dead decoder; from inside a sink it also drops the rest of the chunk. */
   reset(): void;
 }
 
+/** The types a server sends (CONNACK..PUBCOMP, SUBACK, UNSUBACK, PINGRESP), as bits. */
+const SERVER_TYPES = 1 << CONNACK | 1 << PUBLISH | 1 << PUBACK | 1 << PUBREC | 1 << PUBREL | 1 << PUBCOMP | 1 << SUBACK | 1 << UNSUBACK | 1 << PINGRESP;
+/** The types a client sends that no server sends (host-side decoding only). */
+const CLIENT_TYPES = 1 << CONNECT | 1 << SUBSCRIBE | 1 << UNSUBSCRIBE | 1 << PINGREQ | 1 << DISCONNECT;
+/** The types whose remaining length is exactly 2: CONNACK, PUBACK..PUBCOMP, UNSUBACK. */
+const TWO_BYTE_TYPES = 1 << CONNACK | 1 << PUBACK | 1 << PUBREC | 1 << PUBREL | 1 << PUBCOMP | 1 << UNSUBACK;
+/** PUBLISH flags that are invalid: QoS 3, or DUP with QoS 0 (flags 6, 7, 8, 9, 14, 15, as bits). */
+const BAD_PUBLISH_FLAGS = 0xc3c0;
+/** A remaining length takes at most this many bytes. */
+const MAX_LENGTH_BYTES = 4;
+
 /** (A constructor function, not a class: a few bytes smaller; `new Decoder(…)` works the same.) */
 export const Decoder = function (this: Decoder, maxPacket: number) {
-  // s: bytes of an oversize packet still to skip (none when <= 0); k: token replaced by reset(), 0 when dead;
-  // b: the bytes at hand
-  let s: number, k: any, b: Bytes;
-  const len = () => no("length");
-  const C = (j: number) => b.charCodeAt(j);
+  // skipBytes: bytes of an oversize packet still to skip (none when <= 0); liveToken: replaced
+  // by reset(), 0 when dead; buffered: the bytes at hand
+  let skipBytes: number, liveToken: any, buffered: Bytes;
+  const lengthError = () => no("length");
+  const byteAt = (index: number) => buffered.charCodeAt(index);
   (this.reset = () => {
     this._b = "";
-    s = 0;
-    k = {};
+    skipBytes = 0;
+    liveToken = {};
   })();
-  this.push = (chunk, sink): any => {
-    const g = k;
-    let t, f, n, i: number, d: number, r: any, x: any;
-    const u16 = () => C(i++) << 8 | C(i++), id = () => u16() || no("id");
-    b = this._b + chunk;
+  this.push = (bytes, sink): any => {
+    const token = liveToken;
+    // type, flags; packetEnd: the remaining length, then the packet's end; at: the read position;
+    // byte: the byte just read; packet: the packet decoded; field: a topic, the granted list or the drained ack
+    let type, flags, packetEnd, at: number, byte: number, packet: any, field: any;
+    const readU16 = () => byteAt(at++) << 8 | byteAt(at++), readPacketId = () => readU16() || no("id");
+    buffered = this._b + bytes;
     this._b = "";
     try {
-      while (g && b && g == k) {
-        // skipping an oversize packet (s goes negative once it is done)
-        if ((n = s) > 0) {
-          s = n - b.length;
-          b = b.slice(n);
+      while (token && buffered && token == liveToken) {
+        // skipping an oversize packet (skipBytes goes negative once it is done)
+        if ((packetEnd = skipBytes) > 0) {
+          skipBytes = packetEnd - buffered.length;
+          buffered = buffered.slice(packetEnd);
           continue;
         }
-        t = (f = C(0)) >> 4;
-        f &= 15;
-        i = 1;
-        // types 0 and 15 and the client->server types: all but bits 2-7, 9, 11, 13
-        0x2afc >> t & 1 || no("type");
-        // PUBLISH: qos 3 or DUP with qos 0 (f = 6, 7, 8, 9, 14, 15: bits of 0xC3C0);
-        // PUBREL: 0b0010; others 0 (false: the types left are server->client ones)
-        if (t == 3 ? 0xc3c0 >> f & 1 : f != (t == 6 && 2)) no("flags");
+        type = (flags = byteAt(0)) >> 4;
+        flags &= 15;
+        at = 1;
+        // types 0 and 15 and the client->server types
+        // (on the host a _clientBody hook takes the client->server types)
+        SERVER_TYPES >> type & 1 || HOST_SIDE && this._clientBody && type % 15 || no("type");
+        // PUBLISH: BAD_PUBLISH_FLAGS; PUBREL: 0b0010; others 0 (false: the types left are
+        // server->client ones); on the host also SUBSCRIBE, UNSUBSCRIBE: 0b0010
+        if (type == PUBLISH ? BAD_PUBLISH_FLAGS >> flags & 1 : flags != (HOST_SIDE ? FLAGS_0010_TYPES >> type & 2 : type == PUBREL && 2)) no("flags");
         // remaining length: 1..4 bytes, minimal encoding
-        n = 0;
+        packetEnd = 0;
         do {
-          if (i > 4) len();
-          if (i >= b.length) return this._b = b;
-          d = C(i++);
-          n += (d & 127) << 7 * i - 14;
-        } while (d & 128);
-        // non-minimal; CONNACK, PUBACK..PUBCOMP, UNSUBACK (bits 2, 4-7, 11 of 0x8F4) are 2; PINGREQ..DISCONNECT 0
-        if (!d && i > 2 || (0x8f4 >> t & 1 ? n != 2 : t > 11 && n)) len();
-        if ((n += i) > maxPacket) {
+          if (at > MAX_LENGTH_BYTES) lengthError();
+          if (at >= buffered.length) return this._b = buffered;
+          byte = byteAt(at++);
+          packetEnd += (byte & 127) << 7 * at - 14;
+        } while (byte & 128);
+        // non-minimal; TWO_BYTE_TYPES are 2; PINGREQ..DISCONNECT 0
+        if (!byte && at > 2 || (TWO_BYTE_TYPES >> type & 1 ? packetEnd != 2 : type > UNSUBACK && packetEnd)) lengthError();
+        if ((packetEnd += at) > maxPacket) {
           // A PUBLISH at QoS 1 or 2: its packet id (right after the topic, before the
           // payload) is read, when it lies within the first maxPacket bytes, so that
           // the session can acknowledge what is dropped
-          x = 0;
-          if (t == 3 && f & 6) {
-            if (b.length < maxPacket) return this._b = b;
-            // (i: past the topic; the id's two bytes must lie below maxPacket)
-            if ((i = u16() + i) < maxPacket - 1) x = { type: (f >> 1 & 3) + 3, id: id() };
+          field = 0;
+          if (type == PUBLISH && flags & 6) {
+            if (buffered.length < maxPacket) return this._b = buffered;
+            // (at: past the topic; the id's two bytes must lie below maxPacket)
+            if ((at = readU16() + at) < maxPacket - 1) field = { type: (flags >> 1 & 3) + PUBLISH, id: readPacketId() };
           }
-          s = n;
-          sink.error("oversize", false, x);
+          skipBytes = packetEnd;
+          sink.error("oversize", false, field);
           continue;
         }
-        if (b.length < n) return this._b = b;
+        if (buffered.length < packetEnd) return this._b = buffered;
         // the body; reads past the end of the packet give NaN or later bytes, and end in an error
-        r = { type: t };
-        if (t == 2) {
-          if ((d = C(i++)) > 1) no("flags");
-          r.sessionPresent = !!d;
-          r.returnCode = C(i++);
-        } else if (t == 3) {
-          d = u16() + i;
-          x = r.topic = utf8Decode(b.slice(i, i = d));
-          if (!x || /[+#]/.test(x)) no("topic");
-          r.qos = d = f >> 1 & 3;
-          r.retain = !!(f & 1);
-          r.dup = !!(f & 8);
-          if (d) r.id = id();
-          r.payload = b.slice(i, i = i > n ? 0 : n);
-        } else if (t < 12) {
-          r.id = id();
+        packet = { type: type };
+        if (type == CONNACK) {
+          if ((byte = byteAt(at++)) > 1) no("flags");
+          packet.sessionPresent = !!byte;
+          packet.returnCode = byteAt(at++);
+        } else if (type == PUBLISH) {
+          byte = readU16() + at;
+          field = packet.topic = utf8Decode(buffered.slice(at, at = byte));
+          if (!field || /[+#]/.test(field)) no("topic");
+          packet.qos = byte = flags >> 1 & 3;
+          packet.retain = !!(flags & 1);
+          packet.dup = !!(flags & 8);
+          if (byte) packet.id = readPacketId();
+          packet.payload = buffered.slice(at, at = at > packetEnd ? 0 : packetEnd);
+        } else if (HOST_SIDE && CLIENT_TYPES >> type & 1) {
+          // CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT: host only
+          packet = this._clientBody!(type, buffered.slice(at, at = packetEnd));
+        } else if (type < PINGREQ) {
+          packet.id = readPacketId();
           // SUBACK: a non-empty list of return codes 0, 1, 2 or 0x80
-          if (t == 9) {
-            x = r.granted = [];
+          if (type == SUBACK) {
+            field = packet.granted = [];
             do {
-              if ((d = C(i++)) > 2 && d != 128) no("qos");
-              x.push(d);
-            } while (i < n);
+              if ((byte = byteAt(at++)) > 2 && byte != 128) no("qos");
+              field.push(byte);
+            } while (at < packetEnd);
           }
         }
-        if (i != n) len();
-        b = b.slice(n);
-        sink.packet(r);
+        if (at != packetEnd) lengthError();
+        buffered = buffered.slice(packetEnd);
+        sink.packet(packet);
       }
-    } catch (e) {
-      k = 0;
-      sink.error((e as Error).message, true);
+    } catch (thrown) {
+      liveToken = 0;
+      sink.error((thrown as Error).message, true);
     }
   };
 } as unknown as new (maxPacket: number, clientSide?: boolean) => Decoder;

@@ -1,9 +1,9 @@
 /**
  * MQTT 3.1.1 control packets as plain objects. Payloads and passwords are byte
- * strings (see Bytes in session/transport.ts); topics, client ids and user names
+ * strings (see Bytes in src/transport.ts); topics, client ids and user names
  * are ordinary (possibly non-ASCII) strings that the codec carries as UTF-8.
  */
-import type { Bytes } from "../session/transport";
+import type { Bytes } from "../transport";
 
 export const CONNECT = 1;
 export const CONNACK = 2;

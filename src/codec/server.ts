@@ -5,8 +5,8 @@
  * decoding of the client->server packets (CONNECT, SUBSCRIBE, UNSUBSCRIBE,
  * PINGREQ, DISCONNECT) on top of the firmware Decoder.
  */
-import type { Bytes } from "../session/transport";
-import { encode, no, utf8Decode, w16, type Decoder } from "./index";
+import type { Bytes } from "../transport";
+import { Decoder, encode, no, utf8Decode, w16, type Decoder as DecoderState } from "./index";
 import type { Packet } from "./packets";
 
 const chr = String.fromCharCode;
@@ -77,107 +77,14 @@ function decodeClientPacket(t: number, b: Bytes): Packet {
 }
 
 /**
- * The firmware Decoder's framing and checks, plus a hook (_v) for the bodies of
- * the client->server packets. A copy kept here, on the host only, so that the
- * board's Decoder carries no server-side code; test/codec*.test.ts hold both to
- * the same behaviour.
+ * The firmware Decoder with a hook for the bodies of the client->server packets,
+ * as a server decodes them. The hook's path in Decoder is host-only: the firmware
+ * build strips it (see HOST_SIDE in ./index.ts). With clientSide it is the firmware
+ * Decoder exactly (those types are the fatal error "type").
  */
-const BaseDecoder = function (this: Decoder & { _v?: (t: number, body: Bytes) => Packet }, maxPacket: number) {
-  // s: bytes of an oversize packet still to skip (none when <= 0); k: token replaced by reset(), 0 when dead;
-  // b: the bytes at hand
-  let s: number, k: any, b: Bytes;
-  const len = () => no("length");
-  const C = (j: number) => b.charCodeAt(j);
-  (this.reset = () => {
-    this._b = "";
-    s = 0;
-    k = {};
-  })();
-  this.push = (chunk, sink): any => {
-    const g = k;
-    let t, f, n, i: number, d: number, r: any, x: any;
-    const id = () => (C(i++) << 8 | C(i++)) || no("id");
-    b = this._b + chunk;
-    this._b = "";
-    try {
-      while (g && b && g == k) {
-        // skipping an oversize packet (s goes negative once it is done)
-        if ((n = s) > 0) {
-          s = n - b.length;
-          b = b.slice(n);
-          continue;
-        }
-        t = C(0) >> 4;
-        f = C(0) & 15;
-        i = 1;
-        // types 0 and 15; client->server types (all but bits 2-7, 9, 11, 13) unless decoding those
-        if (!(0x2afc >> t & 1 || this._v && t % 15)) no("type");
-        // PUBLISH: qos 3 or DUP with qos 0 (f = 6, 7, 8, 9, 14, 15: bits of 0xC3C0);
-        // PUBREL, SUBSCRIBE, UNSUBSCRIBE: 0b0010 (bits 7, 9, 11 of 0xA80); others 0
-        if (t == 3 ? 0xc3c0 >> f & 1 : f != (0xa80 >> t & 2)) no("flags");
-        // remaining length: 1..4 bytes, minimal encoding
-        n = 0;
-        do {
-          if (i > 4) len();
-          if (i >= b.length) return this._b = b;
-          d = C(i++);
-          n += (d & 127) << 7 * i - 14;
-        } while (d & 128);
-        // non-minimal; CONNACK, PUBACK..PUBCOMP, UNSUBACK (bits 2, 4-7, 11 of 0x8F4) are 2; PINGREQ..DISCONNECT 0
-        if (!d && i > 2 || (0x8f4 >> t & 1 ? n != 2 : t > 11 && n)) len();
-        if ((n += i) > maxPacket) {
-          s = n;
-          sink.error("oversize", false);
-          continue;
-        }
-        if (b.length < n) return this._b = b;
-        // the body; reads past the end of the packet give NaN or later bytes, and end in an error
-        r = { type: t };
-        if (t == 2) {
-          if ((d = C(i++)) > 1) no("flags");
-          r.sessionPresent = !!d;
-          r.returnCode = C(i++);
-        } else if (t == 3) {
-          d = (C(i++) << 8 | C(i++)) + i;
-          x = r.topic = utf8Decode(b.slice(i, i = d));
-          if (!x || /[+#]/.test(x)) no("topic");
-          r.qos = d = f >> 1 & 3;
-          r.retain = !!(f & 1);
-          r.dup = !!(f & 8);
-          if (d) r.id = id();
-          r.payload = b.slice(i, i = i > n ? 0 : n);
-        } else if (0x5502 >> t & 1) r = this._v!(t, b.slice(i, i = n));
-        else if (t < 12) {
-          r.id = id();
-          // SUBACK: a non-empty list of return codes 0, 1, 2 or 0x80
-          if (t == 9) {
-            x = r.granted = [];
-            do {
-              if ((d = C(i++)) > 2 && d != 128) no("qos");
-              x.push(d);
-            } while (i < n);
-          }
-        }
-        if (i != n) len();
-        b = b.slice(n);
-        sink.packet(r);
-      }
-    } catch (e) {
-      k = 0;
-      sink.error((e as Error).message, true);
-    }
-  };
-} as unknown as new (maxPacket: number) => Decoder;
-
-/**
- * A Decoder that also decodes the client->server packets, as a server does.
- * With clientSide it behaves like the firmware Decoder (those types are fatal).
- */
-export class ServerDecoder extends BaseDecoder {
-  /** Body decoder for the client->server types (unset: they are the fatal error "type"). */
-  _v?: (t: number, body: Bytes) => Packet;
+export class ServerDecoder extends (Decoder as new (maxPacket: number) => DecoderState) {
   constructor(maxPacket: number, clientSide?: boolean) {
     super(maxPacket);
-    if (!clientSide) this._v = decodeClientPacket;
+    if (!clientSide) this._clientBody = decodeClientPacket;
   }
 }

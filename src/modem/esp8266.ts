@@ -35,7 +35,18 @@
  * Not done: certificates (AT+CIPSSLCCONF), TLS versions (the firmware's own).
  */
 import type { AtEngine } from "../at/engine";
-import type { Bytes, Clock, Transport, TransportHandler } from "../session/transport";
+import type { BoardDef, Pulse } from "../board/board";
+import type { Bytes, Clock, Transport, TransportHandler } from "../transport";
+import type { ModemState } from "./driver";
+
+/**
+ * The ESP8266's unsolicited lines (prefix match, also after a "0," link id),
+ * registered with the AT engine: link events ("CLOSED", "0,CONNECT", "ALREADY
+ * CONNECTED"), Wi-Fi events ("WIFI DISCONNECT"), a reboot ("ready") and "busy".
+ * Espruino's RegExp alternates only at the top level; at most six alternatives
+ * each (docs/espruino.md).
+ */
+export const ESP8266_URCS = [/^CLOSE|^CONNECT|^ALREADY|^\d, *C/, /^WIFI|^ready|^busy /];
 
 export interface EspOptions {
   ssid: string;
@@ -48,153 +59,183 @@ export interface EspOptions {
   log?: (s: string) => void;
 }
 
+/** Where the module is on its way up: the next open() starts from there. */
+const RESET_NEEDED = 0;
+const JOIN_NEEDED = 1;
+const JOINED = 2;
+type ModuleState = typeof RESET_NEEDED | typeof JOIN_NEEDED | typeof JOINED;
+
+/** Bytes write() keeps waiting; more closes the socket ("overflow"). */
+const MAX_QUEUED_BYTES = 4096;
+/** Bytes per AT+CIPSEND. */
+const MAX_SEND_CHUNK_BYTES = 2048;
+/** Attempts of one AT+CIPSEND answered "busy ...", and the back-off step between them (50, 100, ... ms). */
+const MAX_SEND_ATTEMPTS = 6;
+const BUSY_BACKOFF_STEP_MS = 50;
+/** Time-outs: bring-up and connect commands, AT+CIPSEND and AT+CIPCLOSE, AT+RST. */
+const COMMAND_TIMEOUT_MS = 20e3;
+const SEND_TIMEOUT_MS = 5e3;
+const RESET_TIMEOUT_MS = 6e3;
+/** With hardReset: the wait for "ready", and the pulses repeated meanwhile. */
+const HARD_RESET_WAIT_MS = 60e3;
+const HARD_RESET_REPEAT_MS = 6e3;
+/** Reasons for the +CWJAP:<n> failure codes; "timeout" and "failed" serve elsewhere too. */
+const CWJAP_FAILURES = ["", "timeout", "wrong password", "no AP", "failed"];
+const TIMEOUT = 1;
+const FAILED = 4;
+
 /**
  * The state lives in the constructor's closure (locals minify to one letter and
  * need no `this.`); open/write/close are bound there.
  */
 export class Esp8266 implements Transport {
   /** State reports; by default they go to opts.log. */
-  onState!: (state: string, why?: string) => void;
+  onState!: (state: ModemState, why?: string) => void;
   open!: (host: string, port: number, handler: TransportHandler) => void;
   write!: (bytes: Bytes) => void;
   close!: () => void;
 
-  constructor(e: AtEngine, clock: Clock, o: EspOptions) {
+  constructor(engine: AtEngine, clock: Clock, options: EspOptions) {
     const me = this;
     // One `let` for the state and the helpers (one declaration minifies
-    // smallest). Unset locals read as undefined (falsy); open() sets q and busy
-    // through end(). Extra parameters of the helpers are scratch locals.
+    // smallest). Unset locals read as undefined (falsy); open() sets outgoing and
+    // sendAttempt through endSocket(). Extra parameters of the helpers are scratch locals.
     let /** Handler of the current open(); 0 once its onClose went out. */
-      h: TransportHandler | 0 | undefined,
-      /** 0: reset needed, 1: join needed, 2: joined. */
-      st = 0,
+      handler: TransportHandler | 0 | undefined,
+      moduleState: ModuleState = RESET_NEEDED,
       /** Generation, bumped whenever a socket ends: replies to older ones are ignored. */
-      g = 0,
+      generation = 0,
       /** The socket is open (1) or not. */
-      up: number | undefined,
-      /** Bytes waiting to be sent (at most 4,096). */
-      q!: Bytes,
+      socketOpen: number | undefined,
+      /** Bytes waiting to be sent (at most MAX_QUEUED_BYTES). */
+      outgoing!: Bytes,
       /** 0: no CIPSEND in flight, else its attempt number ("busy" retries). */
-      busy!: number,
-      /** Reasons for the +CWJAP:<n> failure codes ("timeout" and "failed" serve elsewhere too). */
-      JOIN = ["", "timeout", "wrong password", "no AP", "failed"],
+      sendAttempt!: number,
       /** Backslash before `,` `"` and `\\` (the AT firmware's escape rule for SSID and password). */
-      esc = (s: string) => s.replace(/[,"\\]/g, (c) => "\\" + c),
-      state = (s: string, why?: string) => me.onState(s, why),
+      escapeForAt = (text: string) => text.replace(/[,"\\]/g, (special) => "\\" + special),
+      state = (name: ModemState, why?: string) => me.onState(name, why),
       /**
-       * Sends a command; f gets the final and the lines of every reply but a
-       * TIMEOUT (which resets) and none from an older generation. `d`: CIPSEND
+       * Sends a command; onReply gets the final and the lines of every reply but a
+       * TIMEOUT (which resets) and none from an older generation. `data`: CIPSEND
        * data (also "" for the reset, which makes it a data command: "OK" is
-       * then not final); `fin`: the final besides the defaults ("busy ..."
+       * then not final); `extraFinal`: the final besides the defaults ("busy ..."
        * unless given). Only AT+CWJAP holds a secret.
        */
-      cmd = (c: string, t: number, f: (final: string, lines: string[]) => unknown, d?: Bytes, fin?: string, k?: number) => {
-        k = g;
-        e.send({
-          cmd: c,
-          timeout: t,
-          finals: [fin || "busy"],
-          data: d,
-          secret: c[5] == "J", // AT+CWJAP
-          done: (r) => k == g && (r.final == "TIMEOUT" ? reset(JOIN[1]) : f(r.final, r.lines)),
+      command = (text: string, timeoutMs: number, onReply: (final: string, lines: string[]) => unknown, data?: Bytes, extraFinal?: string, sentIn?: number) => {
+        sentIn = generation;
+        engine.send({
+          cmd: text,
+          timeout: timeoutMs,
+          finals: [extraFinal || "busy"],
+          data: data,
+          secret: text[5] == "J", // AT+CWJAP
+          done: (reply) => sentIn == generation && (reply.final == "TIMEOUT" ? resetModule(CWJAP_FAILURES[TIMEOUT]) : onReply(reply.final, reply.lines)),
         });
       },
       /** Ends the socket of the current open(): onClose exactly once; any reason but "closed" is a failure. */
-      end = (why: string, k?: TransportHandler | 0) => {
-        k = h;
-        g++;
-        up = busy = h = 0;
-        q = "";
-        if (k) {
+      endSocket = (why: string, ended?: TransportHandler | 0) => {
+        ended = handler;
+        generation++;
+        socketOpen = sendAttempt = handler = 0;
+        outgoing = "";
+        if (ended) {
           // closes the link on the module (no harm when there is none); its reply
           // is ignored, only a TIMEOUT of it resets the (dead) module
-          if (st > 1) cmd("AT+CIPCLOSE", 5e3, () => 0);
-          if (why != "closed") state(JOIN[4], why); // "failed"
-          k.onClose(why);
+          if (moduleState > JOIN_NEEDED) command("AT+CIPCLOSE", SEND_TIMEOUT_MS, () => 0);
+          if (why != "closed") state(CWJAP_FAILURES[FAILED] as "failed", why);
+          ended.onClose(why);
         }
       },
       /** The module stopped answering or rebooted: the next open() starts from the reset. */
-      reset = (why: string) => {
-        st = 0;
-        end(why);
-        e.abort();
+      resetModule = (why: string) => {
+        moduleState = RESET_NEEDED;
+        endSocket(why);
+        engine.abort();
       },
-      pump = (k?: number, d?: Bytes, go?: () => void): void => {
-        k = g;
-        d = q.slice(0, 2048);
-        // (up: write() checks it, the callbacks check the generation)
-        go = () =>
-          cmd(
-            "AT+CIPSEND=" + d!.length,
-            5e3,
-            (f) =>
-              f == "SEND OK"
-                ? ((q = q.slice(d!.length)), (busy = 0), pump())
-                : f[0] == "b" && ++busy < 7
-                  ? clock.setTimeout(() => k == g && go!(), 50 * busy)
-                  : end("send " + f),
-            d,
+      /** Sends the next piece of `outgoing` unless a CIPSEND is in flight. */
+      pump = (sentIn?: number, piece?: Bytes, attempt?: () => void): void => {
+        sentIn = generation;
+        piece = outgoing.slice(0, MAX_SEND_CHUNK_BYTES);
+        // (socketOpen: write() checks it, the callbacks check the generation)
+        attempt = () =>
+          command(
+            "AT+CIPSEND=" + piece!.length,
+            SEND_TIMEOUT_MS,
+            (final) =>
+              final == "SEND OK"
+                ? ((outgoing = outgoing.slice(piece!.length)), (sendAttempt = 0), pump())
+                : final[0] == "b" && ++sendAttempt < MAX_SEND_ATTEMPTS + 1
+                  ? clock.setTimeout(() => sentIn == generation && attempt!(), BUSY_BACKOFF_STEP_MS * sendAttempt)
+                  : endSocket("send " + final),
+            piece,
           );
-        if (!busy && d) {
-          busy = 1;
-          go();
+        if (!sendAttempt && piece) {
+          sendAttempt = 1;
+          attempt();
         }
       };
-    me.onState = (s, w) => o.log && o.log(s + " " + (w || ""));
-    e.onUrc = (l, w?: boolean) => {
-      w = l == "WIFI DISCONNECT";
-      if (l == "ready") reset("reboot");
-      if (w) st = st && 1;
-      if ((w || l == "CLOSED") && up) end(l);
+    me.onState = (name, why) => options.log && options.log(name + " " + (why || ""));
+    engine.urcs = ESP8266_URCS;
+    engine.onUrc = (line, wifiLost?: boolean) => {
+      wifiLost = line == "WIFI DISCONNECT";
+      if (line == "ready") resetModule("reboot");
+      if (wifiLost) moduleState = moduleState && JOIN_NEEDED;
+      if ((wifiLost || line == "CLOSED") && socketOpen) endSocket(line);
     };
-    e.onData = (b) => up && (h as TransportHandler).onData(b);
-    me.open = (host, port, hd, jap?: string, cs?: string, seq?: (l: string[]) => void, tl?: string[], u?: number, pl?: () => unknown) => {
-      jap = `AT+CWJAP="${esc(o.ssid)}","${esc(o.password)}"`;
-      cs = `AT+CIPSTART="${o.ssl ? "SSL" : "TCP"}","${host}",${port}`;
-      // the connect, with TLS after its set-up commands (1.x: the SSL buffer; 2.x: SNI)
-      tl = o.ssl ? ["AT+CIPSSLSIZE=4096", `AT+CIPSSLCSNI="${host}"`, cs] : [cs];
+    engine.onData = (bytes) => socketOpen && (handler as TransportHandler).onData(bytes);
+    me.open = (host, port, openHandler, joinCommand?: string, connectCommand?: string, runInTurn?: (commands: string[]) => void, connectCommands?: string[], resetIn?: number, pulseUntilReady?: () => unknown) => {
+      joinCommand = `AT+CWJAP="${escapeForAt(options.ssid)}","${escapeForAt(options.password)}"`;
+      connectCommand = `AT+CIPSTART="${options.ssl ? "SSL" : "TCP"}","${host}",${port}`;
+      // the connect, with TLS after its set-up commands (1.x: the SSL buffer of 4,096 bytes; 2.x: SNI)
+      connectCommands = options.ssl ? ["AT+CIPSSLSIZE=4096", `AT+CIPSSLCSNI="${host}"`, connectCommand] : [connectCommand];
       /**
        * Sends each command in turn while it answers OK (an AT+CIPSSL... may
        * answer anything: the firmware without that command says ERROR); the
        * last one is AT+CIPSTART.
        */
-      seq = (l, c?: string) => {
-        c = l.shift()!;
-        if (c == jap) state("joining");
-        if (c == tl![0]) state("connecting");
-        cmd(c, 2e4, (f, x) =>
-          f != "OK" && c!.indexOf("AT+CIPSSL")
-            ? end(
-                c == jap
+      runInTurn = (commands, text?: string) => {
+        text = commands.shift()!;
+        if (text == joinCommand) state("joining");
+        if (text == connectCommands![0]) state("connecting");
+        command(text, COMMAND_TIMEOUT_MS, (final, lines) =>
+          final != "OK" && text!.indexOf("AT+CIPSSL")
+            ? endSocket(
+                text == joinCommand
                   ? // a failed join: "+CWJAP:<n>" then FAIL (1.x) or ERROR (2.x)
-                    "wifi " + (JOIN[x.join()[7] as any] || f)
-                  : c == cs
-                    ? "connect " + (x[0] || f) // "DNS Fail", "no ip" or the final
-                    : c + " " + f,
+                    "wifi " + (CWJAP_FAILURES[lines.join()[7] as any] || final)
+                  : text == connectCommand
+                    ? "connect " + (lines[0] || final) // "DNS Fail", "no ip" or the final
+                    : text + " " + final,
               )
-            : c == cs
-              ? ((up = 1), state("connected"), hd.onOpen())
-              : (c == jap && ((st = 2), state("joined")), seq!(l)),
+            : text == connectCommand
+              ? ((socketOpen = 1), state("connected"), openHandler.onOpen())
+              : (text == joinCommand && ((moduleState = JOINED), state("joined")), runInTurn!(commands)),
         );
       };
       me.close(); // an open() still running ends with onClose("closed")
-      h = hd;
-      if (st) seq(st > 1 ? tl : [jap].concat(tl));
+      handler = openHandler;
+      if (moduleState) runInTurn(moduleState > JOIN_NEEDED ? connectCommands : [joinCommand].concat(connectCommands));
       else {
         state("resetting");
         // AT+RST answers OK (an intermediate line: a data command), boot noise,
         // then "ready"; with hardReset the command only waits, up to a minute,
-        // while CH_PD is pulsed now and every 6 s until "ready" (u: this
+        // while CH_PD is pulsed now and every 6 s until "ready" (resetIn: this
         // generation until then). Any final but TIMEOUT goes on: ATE0 then
         // checks the module.
-        u = g;
-        cmd(o.hardReset ? "" : "AT+RST", o.hardReset ? 6e4 : 6e3, () => ((u = -1), seq!(["ATE0", "AT+CWMODE=1", "AT+CIPMUX=0", jap!].concat(tl!))), "", "ready");
-        (pl = () => u == g && o.hardReset && o.hardReset(() => clock.setTimeout(pl!, 6e3)))();
+        resetIn = generation;
+        command(
+          options.hardReset ? "" : "AT+RST",
+          options.hardReset ? HARD_RESET_WAIT_MS : RESET_TIMEOUT_MS,
+          () => ((resetIn = -1), runInTurn!(["ATE0", "AT+CWMODE=1", "AT+CIPMUX=0", joinCommand!].concat(connectCommands!))),
+          "",
+          "ready",
+        );
+        (pulseUntilReady = () => resetIn == generation && options.hardReset && options.hardReset(() => clock.setTimeout(pulseUntilReady!, HARD_RESET_REPEAT_MS)))();
       }
     };
-    // over 4,096 bytes waiting: end() drops them all with the socket
-    me.write = (b) => up && ((q += b).length > 4096 ? end("overflow") : pump());
-    me.close = () => end("closed");
+    // over MAX_QUEUED_BYTES waiting: endSocket() drops them all with the socket
+    me.write = (bytes) => socketOpen && ((outgoing += bytes).length > MAX_QUEUED_BYTES ? endSocket("overflow") : pump());
+    me.close = () => endSocket("closed");
   }
 }
 
@@ -204,3 +245,10 @@ export class Esp8266 implements Transport {
  * device configuration's credentials, the board's control pins and its log.
  */
 export { Esp8266 as Modem };
+
+/** CH_PD (EN) held low this long resets the module. */
+const HARD_RESET_PULSE_MS = 200;
+
+/** The wiring on a board (src/modem/driver.ts): led.json's "wifi" credentials; CH_PD pulsed for a hard reset. */
+export const modemOptions = (board: BoardDef, config: { wifi?: { ssid: string; password: string } }, pulse: Pulse): Partial<EspOptions> =>
+  Object.assign({ hardReset: pulse(board.enable, HARD_RESET_PULSE_MS) }, config.wifi);

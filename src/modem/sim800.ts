@@ -40,7 +40,18 @@
  * unanswered probe.
  */
 import type { AtEngine } from "../at/engine";
-import type { Bytes, Clock, Transport, TransportHandler } from "../session/transport";
+import type { BoardDef, Pulse } from "../board/board";
+import type { Bytes, Clock, Transport, TransportHandler } from "../transport";
+import type { ModemState } from "./driver";
+
+/**
+ * The SIM800's unsolicited lines (prefix match), registered with the AT engine:
+ * link events ("CLOSED", "CLOSE OK", "CONNECT OK", "ALREADY CONNECT"), and the
+ * module's own: "RDY", "Call Ready", "SMS Ready", "NORMAL POWER DOWN",
+ * "UNDER-VOLTAGE ...", "+PDP: DEACT". At most six alternatives per regex
+ * (docs/espruino.md).
+ */
+export const SIM800_URCS = [/^CLOSE|^CONNECT|^ALREADY|^\d, *C/, /^RDY|^Call|^SMS|^NORMAL|^UNDER|^\+PDP/];
 
 export interface Sim800Options {
   apn: string;
@@ -57,6 +68,46 @@ export interface Sim800Options {
 }
 
 /**
+ * The bring-up steps, by name: each is one command after "AT" (the packed list
+ * STEP_COMMANDS below, in this order). PROBE is the auto-baud probe "AT" itself;
+ * CSTT and CIPSTART are filled in (the APN credentials; open()'s host and port).
+ */
+const PROBE = 0; // (tested as `!index`)
+const CPIN = 2;
+const CSQ = 3;
+const CREG = 4;
+const CGATT = 5;
+const CIPSHUT = 6;
+const CSTT = 9;
+const CIICR = 10;
+const CIFSR = 11;
+const CIPSTART = 12; // the last step (tested as `index > CIFSR`)
+/** Steps 0..12: "", E0, +CPIN?, +CSQ, +CREG?, +CGATT=1, +CIPSHUT, +CIPMUX=0, +CIPHEAD=1, (CSTT), +CIICR, +CIFSR, (CIPSTART). */
+const STEP_COMMANDS = "|E0|+CPIN?|+CSQ|+CREG?|+CGATT=1|+CIPSHUT|+CIPMUX=0|+CIPHEAD=1||+CIICR|+CIFSR|";
+/** The steps that get the long time-out. */
+const LONG_STEPS = 1 << CGATT | 1 << CIPSHUT | 1 << CIICR | 1 << CIPSTART;
+
+/** The socket's states. SOCKET_CONNECTED and SOCKET_SENDING share bit 0: the socket takes bytes. */
+const SOCKET_NONE = 0;
+const SOCKET_CONNECTED = 1;
+const SOCKET_CLOSING = 2;
+const SOCKET_SENDING = 3;
+type SocketState = typeof SOCKET_NONE | typeof SOCKET_CONNECTED | typeof SOCKET_CLOSING | typeof SOCKET_SENDING;
+
+/** Time-outs: the AT probe (and the poll interval), ordinary commands and CIPCLOSE, the long steps and CIPSEND. */
+const PROBE_TIMEOUT_MS = 1e3;
+const COMMAND_TIMEOUT_MS = 5e3;
+const LONG_TIMEOUT_MS = 85e3;
+/** A silent module gets a PWRKEY pulse after this long, and again as long as it stays silent. */
+const POWER_KEY_REPEAT_MS = 10e3;
+/** Default of regDeadline. */
+const REGISTRATION_DEADLINE_MS = 60e3;
+/** SIMCom TCP/IP application note: at most 1460 bytes per AT+CIPSEND. */
+const MAX_SEND_CHUNK_BYTES = 1460;
+/** Bytes write() keeps waiting; more closes the socket ("overflow"). */
+const MAX_QUEUED_BYTES = 4096;
+
+/**
  * The state lives in the constructor's closure (locals minify to one letter
  * and need no `this.`); open/write/close are bound there. Time-outs (ms on the
  * injected clock: tests speed it up): AT probe and registration poll 1 s,
@@ -65,76 +116,68 @@ export interface Sim800Options {
  */
 export class Sim800 implements Transport {
   /** State reports; by default they go to opts.log. */
-  onState!: (state: string, why?: string) => void;
+  onState!: (state: ModemState, why?: string) => void;
   open!: (host: string, port: number, handler: TransportHandler) => void;
   write!: (bytes: Bytes) => void;
   close!: () => void;
 
-  constructor(e: AtEngine, clock: Clock, o: Sim800Options) {
+  constructor(engine: AtEngine, clock: Clock, options: Sim800Options) {
     const me = this;
-    const P = 1e3;
-    const T = 5e3;
-    const L = 85e3;
     // One `let` for the state and the helpers (one declaration minifies
     // smallest). Unset locals read as undefined (falsy) where that is what
     // they start as. Extra parameters of the helpers are scratch locals.
     let /** Handler of the current open(); 0 once its onClose went out. */
-      h: TransportHandler | 0 | undefined,
+      handler: TransportHandler | 0 | undefined,
       /** Generation, bumped whenever an open() ends: replies to older ones are ignored. */
-      g = 0,
+      generation = 0,
       /** Bearer up (attached, IP). */
-      up: unknown,
+      bearerUp: unknown,
       /** The module powered down: PWRKEY at the first unanswered probe of the next open(). */
-      rst: any,
+      poweredDown: any,
       /** Time of the next PWRKEY pulse while the probe goes unanswered. */
-      z: number,
-      /** Socket: 0 none (yet), 1 connected, 2 closing, 3 connected with a CIPSEND in flight. */
-      m: number | undefined,
-      /** Bytes waiting (at most 4,096); emptied when a socket connects. */
-      q!: Bytes,
-      /** Step in progress (0 while resetting and probing, and once end() ran); the registration deadline. */
-      s: number | undefined,
-      d: number,
-      /**
-       * The bring-up, one command (after "AT") per step; step 9 (AT+CSTT) and
-       * 12 (AT+CIPSTART, set by open) are filled in. Step 0 is the auto-baud
-       * probe "AT".
-       */
-      steps = "|E0|+CPIN?|+CSQ|+CREG?|+CGATT=1|+CIPSHUT|+CIPMUX=0|+CIPHEAD=1||+CIICR|+CIFSR|".split("|"),
-      state = (x: string, why?: string) => {
-        me.onState(x, why);
+      nextPowerKeyAt: number,
+      socket: SocketState | undefined,
+      /** Bytes waiting (at most MAX_QUEUED_BYTES); emptied when a socket connects. */
+      outgoing!: Bytes,
+      /** Step in progress (PROBE while resetting and probing, and once end() ran). */
+      step: number | undefined,
+      registrationDeadline: number,
+      /** The command of each step (CSTT and CIPSTART are filled in). */
+      steps = STEP_COMMANDS.split("|"),
+      state = (name: ModemState, why?: string) => {
+        me.onState(name, why);
       },
       /**
-       * Ends the current open(): onClose exactly once. k true (or 1): what is in
-       * flight will not be answered usefully (the module restarted or is stuck,
+       * Ends the current open(): onClose exactly once. bearerLost true (or 1): what
+       * is in flight will not be answered usefully (the module restarted or is stuck,
        * or the bring-up was given up): the engine's queue is dropped and the
        * bearer counts as down.
        */
-      end = (why: string, k?: unknown, x?: TransportHandler | 0) => {
-        x = h;
-        g++;
-        h = m = s = 0;
-        if (k) {
-          up = 0;
-          e.abort();
+      end = (why: string, bearerLost?: unknown, ended?: TransportHandler | 0) => {
+        ended = handler;
+        generation++;
+        handler = socket = step = 0;
+        if (bearerLost) {
+          bearerUp = 0;
+          engine.abort();
         }
-        if (x) {
-          state(up ? "joined" : "failed", why);
-          x.onClose(why);
+        if (ended) {
+          state(bearerUp ? "joined" : "failed", why);
+          ended.onClose(why);
         }
       },
       /**
-       * Sends "AT" + c; f gets the final and the lines (joined by ",") and never
-       * a reply that belongs to an older generation, nor a TIMEOUT but the AT
+       * Sends "AT" + text; onReply gets the final and the lines (joined by ",") and
+       * never a reply that belongs to an older generation, nor a TIMEOUT but the AT
        * probe's: the modem is stuck, the open ends and the next open() probes
        * until it answers.
        */
-      cmd = (c: string, t: number, f: (final: string, lines: string, k: number) => unknown, finals?: any, secret?: any, okNotFinal?: any, data?: Bytes, k?: any) => {
-        k = g;
-        e.send({
-          cmd: "AT" + c,
-          timeout: t,
-          done: (r) => k == g && (r.final == "TIMEOUT" && c ? end(r.final, 1) : f(r.final, r.lines + "", k)),
+      command = (text: string, timeoutMs: number, onReply: (final: string, lines: string, sentIn: number) => unknown, finals?: any, secret?: any, okNotFinal?: any, data?: Bytes, sentIn?: any) => {
+        sentIn = generation;
+        engine.send({
+          cmd: "AT" + text,
+          timeout: timeoutMs,
+          done: (reply) => sentIn == generation && (reply.final == "TIMEOUT" && text ? end(reply.final, 1) : onReply(reply.final, reply.lines + "", sentIn)),
           finals,
           data,
           secret,
@@ -142,98 +185,104 @@ export class Sim800 implements Transport {
         });
       },
       /** Closes the socket with a reason (CIPCLOSE); gives a bring-up up at once. */
-      shut = (why: string, x?: number) => {
-        // A send in flight is abandoned (its ABORTED finds m == 2: ignored). "CLOSE OK";
+      closeSocket = (why: string, previous?: SocketState) => {
+        // A send in flight is abandoned (its ABORTED finds SOCKET_CLOSING: ignored). "CLOSE OK";
         // a "CLOSED" from the peer meanwhile ends it as well.
-        if (h && m != 2) m ? ((x = m), (m = 2), x > 2 && e.abort(true), cmd("+CIPCLOSE", T, () => end(why), ["CLOSE"])) : end(why, 1);
+        if (handler && socket != SOCKET_CLOSING)
+          socket
+            ? ((previous = socket), (socket = SOCKET_CLOSING), previous > SOCKET_CLOSING && engine.abort(true), command("+CIPCLOSE", COMMAND_TIMEOUT_MS, () => end(why), ["CLOSE"]))
+            : end(why, 1);
       },
-      pump = (b?: Bytes): void => {
-        if (q && m == 1) {
-          // SIMCom TCP/IP application note: at most 1460 bytes per AT+CIPSEND.
-          b = q.slice(0, 1460);
-          q = q.slice(1460);
-          m = 3;
-          cmd("+CIPSEND=" + b.length, L, (f) => {
-            if (m! > 2) m = 1;
-            f == "SEND OK" ? pump() : shut(f);
-          }, 0, 0, 0, b);
+      /** Sends the next piece of `outgoing` while the socket is connected and idle. */
+      pump = (piece?: Bytes): void => {
+        if (outgoing && socket == SOCKET_CONNECTED) {
+          piece = outgoing.slice(0, MAX_SEND_CHUNK_BYTES);
+          outgoing = outgoing.slice(MAX_SEND_CHUNK_BYTES);
+          socket = SOCKET_SENDING;
+          command("+CIPSEND=" + piece.length, LONG_TIMEOUT_MS, (final) => {
+            if (socket! > SOCKET_CLOSING) socket = SOCKET_CONNECTED;
+            final == "SEND OK" ? pump() : closeSocket(final);
+          }, 0, 0, 0, piece);
         }
       },
-      /** Not there yet: poll again until the deadline, then fail with why. */
-      wait = (why: string) => (clock.now() < d ? 1 : why),
-      run = (i: number, x?: unknown): void => {
-        s = i;
-        if (i > 11 && !x) {
-          if (!up) state("joined");
-          up = 1;
+      /** Not there yet: poll again until the deadline (1), then fail with why. */
+      pollUntilDeadline = (why: string) => (clock.now() < registrationDeadline ? 1 : why),
+      /** Runs a step of the bring-up; at CIPSTART with TLS, AT+CIPSSL=1 first (sslSet: done). */
+      runStep = (index: number, sslSet?: unknown): void => {
+        step = index;
+        if (index > CIFSR && !sslSet) {
+          if (!bearerUp) state("joined");
+          bearerUp = 1;
           state("connecting");
           // TLS: AT+CIPSSL=1 before AT+CIPSTART (ERROR: a firmware without SSL)
-          if (o.ssl) return cmd("+CIPSSL=1", T, (f) => (f == "OK" ? run(i, 1) : end("+CIPSSL " + f)));
+          if (options.ssl) return command("+CIPSSL=1", COMMAND_TIMEOUT_MS, (final) => (final == "OK" ? runStep(index, 1) : end("+CIPSSL " + final)));
         }
-        cmd(
-          steps[i],
-          // CGATT=1 (5), CIPSHUT (6), CIICR (10) and CIPSTART (12) get the long time-out
-          i ? (0b1010001100000 >> i) & 1 ? L : T : P,
-          (f, x, k, v?: any) => {
+        command(
+          steps[index],
+          // (PROBE is step 0: `!index`)
+          index ? (LONG_STEPS >> index) & 1 ? LONG_TIMEOUT_MS : COMMAND_TIMEOUT_MS : PROBE_TIMEOUT_MS,
+          (final, lines, sentIn, outcome?: any) => {
             // A check gives nothing (next step), 1 (poll again until the deadline) or why it failed.
-            v = !i
+            outcome = !index
               ? // the module answers once it has seen "AT" at our rate (TIMEOUT: not yet)
-                f != "OK" && wait("no answer")
-              : i == 2
+                final != "OK" && pollUntilDeadline("no answer")
+              : index == CPIN
                 ? // "+CPIN: SIM PIN" / "SIM PUK" fail as that line; no SIM as "+CPIN? +CME ERROR: 10"
-                  !/READY/.test(x) && x
-                : i == 3
-                  ? state("attaching", x) // with the signal: "+CSQ: <rssi>,<ber>"
-                  : i == 4
-                    ? !/G: \d,[15]/.test(x) && wait("no network")
+                  !/READY/.test(lines) && lines
+                : index == CSQ
+                  ? state("attaching", lines) // with the signal: "+CSQ: <rssi>,<ber>"
+                  : index == CREG
+                    ? !/G: \d,[15]/.test(lines) && pollUntilDeadline("no network")
                     : // AT+CIPSTART: all but CONNECT OK fail; all but CONNECT FAIL, CLOSED
                       // and CLOSE OK (a failed TLS handshake) (not ALREADY CONNECT, ERROR...)
                       // leave the bearer in doubt: AT+CIPSHUT and a fresh attach next time
-                      i > 11 && !/T OK/.test(f) && ((up = f[0] == "C"), f);
+                      index > CIFSR && !/T OK/.test(final) && ((bearerUp = final[0] == "C"), final);
             // e.g. "+CIICR ERROR" (the name only: AT+CSTT's arguments are secret)
-            if (!v && /ERROR/.test(f)) v = steps[i].split("=")[0] + " " + f;
-            v == 1
+            if (!outcome && /ERROR/.test(final)) outcome = steps[index].split("=")[0] + " " + final;
+            outcome == 1
               ? // silent for 10 s (at once after a power down): PWRKEY, where wired, then probe on
-                !i && o.powerOn && clock.now() >= z
-                ? ((z = clock.now() + 1e4), state("resetting"), o.powerOn(() => k == g && run(0)))
-                : clock.setTimeout(() => k == g && run(i), P)
-              : v
-                ? end(v)
-                : i > 11
+                !index && options.powerOn && clock.now() >= nextPowerKeyAt
+                ? ((nextPowerKeyAt = clock.now() + POWER_KEY_REPEAT_MS), state("resetting"), options.powerOn(() => sentIn == generation && runStep(PROBE)))
+                : clock.setTimeout(() => sentIn == generation && runStep(index), PROBE_TIMEOUT_MS)
+              : outcome
+                ? end(outcome)
+                : index > CIFSR
                   ? // connected: the bytes waiting are the ones written from now on
-                    ((m = 1), (q = ""), state("connected"), (h as TransportHandler).onOpen(), pump())
-                  : run(i + 1);
+                    ((socket = SOCKET_CONNECTED), (outgoing = ""), state("connected"), (handler as TransportHandler).onOpen(), pump())
+                  : runStep(index + 1);
           },
           // The IP line ends AT+CIFSR (no OK follows it): any line does (the IP is not used).
-          i == 6 ? ["SHUT"] : i == 11 ? [""] : i > 11 && ["CONNECT", "ALREADY", "CLOSE"],
-          i == 9, // AT+CSTT carries the APN credentials
-          i > 11,
+          index == CIPSHUT ? ["SHUT"] : index == CIFSR ? [""] : index > CIFSR && ["CONNECT", "ALREADY", "CLOSE"],
+          index == CSTT, // AT+CSTT carries the APN credentials
+          index > CIFSR,
         );
       };
-    steps[9] = `+CSTT="${o.apn}","${o.user || ""}","${o.password || ""}"`;
-    me.onState = (x, why) => o.log && o.log(x + " " + (why || ""));
-    e.onData = (b) => m && (h as TransportHandler).onData(b);
-    e.onUrc = (l) => {
-      if (l == "CLOSED") m && end(l);
-      else if (/^RDY|DOWN$|DEACT$/.test(l)) {
+    steps[CSTT] = `+CSTT="${options.apn}","${options.user || ""}","${options.password || ""}"`;
+    me.onState = (name, why) => options.log && options.log(name + " " + (why || ""));
+    engine.onData = (bytes) => socket && (handler as TransportHandler).onData(bytes);
+    engine.urcs = SIM800_URCS;
+    engine.onUrc = (line) => {
+      if (line == "CLOSED") socket && end(line);
+      else if (/^RDY|DOWN$|DEACT$/.test(line)) {
         // Restarted, powered down or the PDP context lost: the socket and the bearer are gone.
-        up = 0;
-        rst = rst || /N$/.test(l);
-        // (s is nonzero only while an open() is past the probe: end() zeroes it)
-        if (s) end(l, 1);
+        bearerUp = 0;
+        poweredDown = poweredDown || /N$/.test(line);
+        // (step is nonzero only while an open() is past the probe: end() zeroes it)
+        if (step) end(line, 1);
       }
     };
     // One open() at a time: the next one after this one's onClose.
-    me.open = (host, port, handler) => {
-      h = handler;
-      steps[12] = `+CIPSTART="TCP","${host}","${port}"`;
-      d = clock.now() + (o.regDeadline || 6e4);
-      z = rst ? 0 : clock.now() + 1e4;
-      rst = 0;
-      run(up ? 12 : 0);
+    me.open = (host, port, openHandler) => {
+      handler = openHandler;
+      steps[CIPSTART] = `+CIPSTART="TCP","${host}","${port}"`;
+      registrationDeadline = clock.now() + (options.regDeadline || REGISTRATION_DEADLINE_MS);
+      nextPowerKeyAt = poweredDown ? 0 : clock.now() + POWER_KEY_REPEAT_MS;
+      poweredDown = 0;
+      runStep(bearerUp ? CIPSTART : PROBE);
     };
-    me.write = (b) => m! & 1 && ((q += b).length > 4096 ? shut("overflow") : pump());
-    me.close = () => shut("closed");
+    // connected or sending (bit 0) takes bytes; over MAX_QUEUED_BYTES waiting: closed
+    me.write = (bytes) => socket! & SOCKET_CONNECTED && ((outgoing += bytes).length > MAX_QUEUED_BYTES ? closeSocket("overflow") : pump());
+    me.close = () => closeSocket("closed");
   }
 }
 
@@ -243,3 +292,10 @@ export class Sim800 implements Transport {
  * device configuration's credentials, the board's control pins and its log.
  */
 export { Sim800 as Modem };
+
+/** PWRKEY held low this long toggles the module's power (SIMCom: at least 1 s). */
+const POWER_KEY_PULSE_MS = 1200;
+
+/** The wiring on a board (src/modem/driver.ts): led.json's "gprs" credentials; PWRKEY pulsed to power on. */
+export const modemOptions = (board: BoardDef, config: { gprs?: { apn: string; user?: string; password?: string } }, pulse: Pulse): Partial<Sim800Options> =>
+  Object.assign({ powerOn: pulse(board.pwrkey, POWER_KEY_PULSE_MS) }, config.gprs);

@@ -71,9 +71,9 @@
  *   id the decoder read), so that a broker keeping the session stops sending it again.
  *   Exceptions thrown by app callbacks are caught and passed to onError.
  */
-import { encode, Decoder } from "../codec";
+import { encode, Decoder, CONNECT, CONNACK, PUBLISH, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE, SUBACK, UNSUBSCRIBE, PINGREQ, DISCONNECT } from "../codec";
 import type { PublishPacket, QoS, Will, DecoderSink } from "../codec";
-import type { Bytes, Clock, Transport, TransportHandler } from "./transport";
+import type { Bytes, Clock, Transport, TransportHandler } from "../transport";
 
 export interface MqttOptions {
   host: string;
@@ -111,205 +111,238 @@ export interface MqttClient {
   publish(topic: string, payload: Bytes, qos: QoS, retain: boolean, cb?: Callback): void;
 }
 
+/** Defaults of the options (see above). */
+const DEFAULT_MAX_PACKET_BYTES = 2048;
+const DEFAULT_MAX_INFLIGHT = 8;
+const DEFAULT_CONNECT_TIMEOUT_MS = 10e3;
+const DEFAULT_BACKOFF_MIN_MS = 1e3;
+const DEFAULT_BACKOFF_MAX_MS = 60e3;
+/** The answer to a PINGREQ may take a quarter of the keep-alive, at most this long. */
+const PING_TIMEOUT_MAX_MS = 15e3;
+/** Packet ids run 1..MAX_PACKET_ID, wrapping. */
+const MAX_PACKET_ID = 65535;
+/** A SUBACK return code above this is a refusal (0x80). */
+const MAX_GRANTED_QOS = 2;
+/** CONNACK return code 3, server unavailable; the ones above it (4 bad user name or password, 5 not authorized) back off longest. */
+const SERVER_UNAVAILABLE = 3;
+
+/** An entry of the outgoing table: the packet itself (see below). */
+type OutboxEntry = any;
+interface Subscription { topic: string; qos: QoS; _refused?: boolean }
+
 /*
  * A constructor function (smaller than a class); state lives in its closure
  * rather than in fields: the minifier shortens local names to one letter.
  *
- * An entry of the outgoing table is the packet itself (PUBLISH, PUBREL,
- * SUBSCRIBE or UNSUBSCRIBE; dup is set once sent), with _c its callback and _r
- * set on the internal re-subscribes. The ack that completes it follows from its
- * type: PUBACK/PUBREC for a PUBLISH at QoS 1/2, otherwise the next type
- * (PUBREL -> PUBCOMP, SUBSCRIBE -> SUBACK, UNSUBSCRIBE -> UNSUBACK).
+ * An entry of the outgoing table (the outbox) is the packet itself (PUBLISH,
+ * PUBREL, SUBSCRIBE or UNSUBSCRIBE; dup is set once sent), with _callback its
+ * callback and _resubscribe set on the internal re-subscribes. The ack that
+ * completes it follows from its type: PUBACK/PUBREC for a PUBLISH at QoS 1/2,
+ * otherwise the next type (PUBREL -> PUBCOMP, SUBSCRIBE -> SUBACK,
+ * UNSUBSCRIBE -> UNSUBACK).
  */
-export const MqttClient = function (this: MqttClient, tr: Transport, clock: Clock, opts: MqttOptions) {
+export const MqttClient = function (this: MqttClient, transport: Transport, clock: Clock, opts: MqttOptions) {
   const me = this;
-  /** Options with defaults; also the CONNECT packet (type 1). */
-  const o: any = Object.assign({ type: 1, maxPacket: 2048, maxInflight: 8, connectTimeout: 1e4, backoffMin: 1e3, backoffMax: 6e4 }, opts);
+  /** Options with defaults; also the CONNECT packet. */
+  const options: any = Object.assign({
+    type: CONNECT,
+    maxPacket: DEFAULT_MAX_PACKET_BYTES,
+    maxInflight: DEFAULT_MAX_INFLIGHT,
+    connectTimeout: DEFAULT_CONNECT_TIMEOUT_MS,
+    backoffMin: DEFAULT_BACKOFF_MIN_MS,
+    backoffMax: DEFAULT_BACKOFF_MAX_MS,
+  }, opts);
   /** Keep-alive in ms (0: none) and the time allowed for the answer to a PINGREQ. */
-  const ms = o.keepAlive * 1e3, rt = Math.min(ms / 4, 15e3);
+  const keepAliveMs = options.keepAlive * 1e3, pingTimeoutMs = Math.min(keepAliveMs / 4, PING_TIMEOUT_MAX_MS);
   /** The decoder of the current connection. */
-  let dec: Decoder;
-  /** Current transport handler (none: no transport open). */
-  let cur: TransportHandler | null | undefined;
+  let decoder: Decoder;
+  /** The handler of the transport open now (none: no transport open). */
+  let currentHandler: TransportHandler | null | undefined;
   /** connect() called and disconnect() not. */
-  let want: boolean | undefined;
+  let connectWanted: boolean | undefined;
   /** Reason of a close we asked for. */
-  let why: string | undefined;
+  let closeReason: string | undefined;
   /** The one pending timer (back-off, connect timeout or keep-alive), or null/undefined. */
-  let tm: unknown;
-  /** Next back-off. */
-  let bo = o.backoffMin;
+  let timer: unknown;
+  /** Next reconnect back-off. */
+  let backoffMs = options.backoffMin;
   /** Last packet id. */
-  let lastId = 0;
+  let lastPacketId = 0;
   /** Outgoing table, in order. */
-  let t: any[] = [];
+  let outbox: OutboxEntry[] = [];
   /** Inbound QoS 2 ids awaiting PUBREL. */
-  let rx: number[] = [];
-  /** Wanted subscriptions past their first SUBACK; _x: refused by the last one. */
-  let subs: { topic: string; qos: QoS; _x?: boolean }[] = [];
+  let inboundQos2Ids: number[] = [];
+  /** Wanted subscriptions past their first SUBACK; _refused: refused by the last one. */
+  let subscriptions: Subscription[] = [];
   /** Next retry delay of refused subscriptions, and its timer (truthy while pending). */
-  let sb = o.backoffMin, st: unknown;
+  let resubscribeBackoffMs = options.backoffMin, resubscribeTimer: unknown;
   /** Times of the last send, the last receive, the outstanding PINGREQ (0: none). */
-  let ls: number, lr: number, pt: any;
+  let lastSentAt: number, lastReceivedAt: number, pingSentAt: any;
   /** CONNACK 0 received on the current connection (mirrored in .connected). */
-  let on = (me.connected = false);
+  let accepted = (me.connected = false);
 
   /** Calls an app callback or handler, if set (as a plain function: handlers get no `this`). */
-  const fin = (f?: Function, a?: any, b?: any, c?: any) => f && f(a, b, c);
-  const err = (m: string) => fin(me.onError, m);
+  const callIfSet = (callback?: Function, first?: any, second?: any, third?: any) => callback && callback(first, second, third);
+  const reportError = (message: string) => callIfSet(me.onError, message);
   /** Runs f; whatever it throws becomes onError (never out of a handler or timer). */
-  const safe = (f: (a?: any) => void, a?: any) => {
+  const guarded = (f: (arg?: any) => void, arg?: any) => {
     try {
-      f(a);
-    } catch (x) {
-      err("" + x);
+      f(arg);
+    } catch (thrown) {
+      reportError("" + thrown);
     }
   };
   /**
-   * (Re)arms the one timer; at() just stops it. Only a pending handle is ever
+   * (Re)arms the one timer; armTimer() just stops it. Only a pending handle is ever
    * cleared: Espruino reuses timer ids (clearing a fired one could cancel another
    * module's timer) and throws "Unknown Timeout" for one that is gone.
    */
-  const at = (f?: () => void, ms?: number) => {
-    tm != null && clock.clearTimeout(tm);
-    tm = f && clock.setTimeout(() => ((tm = null), safe(f)), ms!);
+  const armTimer = (f?: () => void, delayMs?: number) => {
+    timer != null && clock.clearTimeout(timer);
+    timer = f && clock.setTimeout(() => ((timer = null), guarded(f)), delayMs!);
   };
-  const send = (p: any): void => {
-    ls = clock.now();
-    tr.write(encode(p));
+  const send = (packet: any): void => {
+    lastSentAt = clock.now();
+    transport.write(encode(packet));
   };
-  /** Sends a table entry (again): with DUP from then on. */
-  const resend = (p: any) => {
-    send(p);
-    p.dup = true;
+  /** Sends an outbox entry (again): with DUP from then on. */
+  const resend = (entry: OutboxEntry) => {
+    send(entry);
+    entry.dup = true;
   };
-  /** Closes the transport for reason r (reported); onClose(r) follows, then a reconnect if wanted. */
-  const drop = (r: string) => {
-    err((why = r));
-    tr.close();
+  /** Closes the transport for `reason` (reported); onClose(reason) follows, then a reconnect if wanted. */
+  const closeWith = (reason: string) => {
+    reportError((closeReason = reason));
+    transport.close();
   };
-  const unsub = (topic: string) => (subs = subs.filter((s) => s.topic != topic));
-  /** Next packet id: 1..65535, wrapping, never one in the table. */
-  const nid = (): number => ((lastId = (lastId % 65535) + 1), t.some((e) => e.id == lastId) ? nid() : lastId);
-  const queue = (p: any, cb?: Callback) => {
-    // a packet that cannot be encoded throws (encode), to the caller, and never enters the table
-    t.length < o.maxInflight ? ((p.id = nid()), (p._c = cb), encode(p), t.push(p), on && resend(p)) : fin(cb, "full");
+  const forgetSubscription = (topic: string) => (subscriptions = subscriptions.filter((s) => s.topic != topic));
+  /** Next packet id: 1..65535, wrapping, never one in the outbox. */
+  const nextPacketId = (): number => ((lastPacketId = (lastPacketId % MAX_PACKET_ID) + 1), outbox.some((entry) => entry.id == lastPacketId) ? nextPacketId() : lastPacketId);
+  const enqueue = (packet: any, callback?: Callback) => {
+    // a packet that cannot be encoded throws (encode), to the caller, and never enters the outbox
+    outbox.length < options.maxInflight
+      ? ((packet.id = nextPacketId()), (packet._callback = callback), encode(packet), outbox.push(packet), accepted && resend(packet))
+      : callIfSet(callback, "full");
   };
   /**
-   * Subscribes again to the refused filters, through the table (sent now or after the
-   * next CONNACK; a full table drops the retry: the next connect without a session
+   * Subscribes again to the refused filters, through the outbox (sent now or after the
+   * next CONNACK; a full outbox drops the retry: the next connect without a session
    * subscribes to every filter anyway). Never throws: those filters were encoded before.
+   * (refused: a scratch parameter)
    */
-  const retry = (l?: any) => {
-    st = 0;
-    l = subs.filter((s) => s._x);
-    l.length && queue({ type: 8, subs: l, _r: 1 });
+  const resubscribeRefused = (refused?: any) => {
+    resubscribeTimer = 0;
+    refused = subscriptions.filter((s) => s._refused);
+    refused.length && enqueue({ type: SUBSCRIBE, subs: refused, _resubscribe: 1 });
   };
   /** Keep-alive: acts when due, then re-arms itself for the next deadline. */
-  const ka = () => {
-    let d = (pt ? pt + rt : Math.min(ls, lr) + ms) - clock.now();
-    if (ms) {
-      // (send() sets ls to now)
-      d > 0 || pt || (send({ type: 12 }), (pt = ls), (d = rt));
-      d > 0 ? at(ka, d) : drop("ping timeout");
+  const keepAlive = () => {
+    let dueInMs = (pingSentAt ? pingSentAt + pingTimeoutMs : Math.min(lastSentAt, lastReceivedAt) + keepAliveMs) - clock.now();
+    if (keepAliveMs) {
+      // (send() sets lastSentAt to now)
+      dueInMs > 0 || pingSentAt || (send({ type: PINGREQ }), (pingSentAt = lastSentAt), (dueInMs = pingTimeoutMs));
+      dueInMs > 0 ? armTimer(keepAlive, dueInMs) : closeWith("ping timeout");
     }
   };
-  const onPacket = (p: any) => {
-    const T = p.type, id = p.id, q = p.qos, ack = (a: number) => send({ type: a, id });
-    let i: number, e: any, m, g;
-    lr = clock.now();
-    pt = 0;
+  const onPacket = (packet: any) => {
+    const type = packet.type, packetId = packet.id, qos = packet.qos, sendAck = (ackType: number) => send({ type: ackType, id: packetId });
+    let returnCode: number, entry: OutboxEntry, callbackError, grantedQos;
+    lastReceivedAt = clock.now();
+    pingSentAt = 0;
     // the first packet must be CONNACK, and only the first
-    if ((T == 2) == on) return drop("protocol error");
-    if (T == 2) {
+    if ((type == CONNACK) == accepted) return closeWith("protocol error");
+    if (type == CONNACK) {
       // back-off: reset by an acceptance, longest after a refusal 4 or 5
-      bo = (i = p.returnCode) > 3 ? o.backoffMax : i ? bo : o.backoffMin;
-      if (i) return drop("refused: " + i);
-      on = me.connected = true;
-      if (!p.sessionPresent) {
-        rx = [];
-        t = t.filter((e) => !e._r);
-        subs.length && t.unshift({ type: 8, id: nid(), subs, _r: 1 });
+      backoffMs = (returnCode = packet.returnCode) > SERVER_UNAVAILABLE ? options.backoffMax : returnCode ? backoffMs : options.backoffMin;
+      if (returnCode) return closeWith("refused: " + returnCode);
+      accepted = me.connected = true;
+      if (!packet.sessionPresent) {
+        inboundQos2Ids = [];
+        outbox = outbox.filter((entry) => !entry._resubscribe);
+        subscriptions.length && outbox.unshift({ type: SUBSCRIBE, id: nextPacketId(), subs: subscriptions, _resubscribe: 1 });
       }
-      t.map(resend);
-      at(ka, 0);
-      fin(me.onConnect, p.sessionPresent);
-    } else if (T == 3) {
-      if (q < 2 || rx.indexOf(id) < 0) {
-        q > 1 && rx.push(id) > o.maxInflight && rx.shift();
-        fin(me.onMessage, p.topic, p.payload, p);
+      outbox.map(resend);
+      armTimer(keepAlive, 0);
+      callIfSet(me.onConnect, packet.sessionPresent);
+    } else if (type == PUBLISH) {
+      if (qos < 2 || inboundQos2Ids.indexOf(packetId) < 0) {
+        qos > 1 && inboundQos2Ids.push(packetId) > options.maxInflight && inboundQos2Ids.shift();
+        callIfSet(me.onMessage, packet.topic, packet.payload, packet);
       }
-      q && ack(q + 3);
-    } else if (T == 6) {
-      rx = rx.filter((x) => x != id);
-      ack(7);
+      // PUBACK (QoS 1) or PUBREC (QoS 2): the type after PUBLISH by the QoS
+      qos && sendAck(PUBLISH + qos);
+    } else if (type == PUBREL) {
+      inboundQos2Ids = inboundQos2Ids.filter((id) => id != packetId);
+      sendAck(PUBCOMP);
     } else {
       // acks; a PUBREC is answered with PUBREL even for an unknown id
-      T == 5 && ack(6);
-      e = t.find((e) => e.id == id && (e.type - 3 ? e.type + 1 : e.qos + 3) == T);
-      if (!e) return;
+      type == PUBREC && sendAck(PUBREL);
+      // the ack an entry waits for: PUBLISH + its QoS (PUBACK, PUBREC), else the type after its own
+      entry = outbox.find((entry) => entry.id == packetId && (entry.type - PUBLISH ? entry.type + 1 : entry.qos + PUBLISH) == type);
+      if (!entry) return;
       // PUBREC: the entry becomes its PUBREL, completed by PUBCOMP
-      if (T == 5) return void (e.type = 6);
-      t = t.filter((x) => x != e);
-      T == 9 &&
-        e.subs.map((s: { topic: string; qos: QoS; _x?: boolean }, j: number) => {
-          unsub(s.topic);
-          subs.push(s);
+      if (type == PUBREC) return void (entry.type = PUBREL);
+      outbox = outbox.filter((other) => other != entry);
+      type == SUBACK &&
+        entry.subs.map((subscription: Subscription, index: number) => {
+          forgetSubscription(subscription.topic);
+          subscriptions.push(subscription);
           // a refused filter is reported, and tried again after the back-off
-          (s._x = (g = p.granted[j]) > 2) &&
-            (st || ((st = clock.setTimeout(retry, sb)), (sb = Math.min(sb * 2, o.backoffMax))),
-            e._c ? (m = "refused") : err("subscription refused: " + s.topic));
+          (subscription._refused = (grantedQos = packet.granted[index]) > MAX_GRANTED_QOS) &&
+            (resubscribeTimer || ((resubscribeTimer = clock.setTimeout(resubscribeRefused, resubscribeBackoffMs)), (resubscribeBackoffMs = Math.min(resubscribeBackoffMs * 2, options.backoffMax))),
+            entry._callback ? (callbackError = "refused") : reportError("subscription refused: " + subscription.topic));
         });
-      fin(e._c, m, g);
+      callIfSet(entry._callback, callbackError, grantedQos);
     }
   };
   const sink: DecoderSink = {
-    packet: (p) => why || safe(onPacket, p),
+    packet: (packet) => closeReason || guarded(onPacket, packet),
     // a drained PUBLISH at QoS 1/2 is acknowledged all the same (PUBACK / PUBREC)
-    error: (m, f, a) => (f ? drop(m) : (err(m), a && send(a))),
+    error: (message, fatal, ack) => (fatal ? closeWith(message) : (reportError(message), ack && send(ack))),
   };
   const open = () => {
-    const g = (f: (a: any) => void) => (a?: any) => h == cur && safe(f, a);
-    const h: TransportHandler = (cur = {
-      onOpen: g(() => {
+    // a handler's callbacks act only while it is the current one
+    const ifCurrent = (f: (arg: any) => void) => (arg?: any) => handler == currentHandler && guarded(f, arg);
+    const handler: TransportHandler = (currentHandler = {
+      onOpen: ifCurrent(() => {
         // the timer first: a CONNECT that cannot be encoded (a lone surrogate in the
-        // client id) is reported by safe(), and the time-out still ends this try
-        at(() => drop("connect timeout"), o.connectTimeout);
-        send(o);
+        // client id) is reported by guarded(), and the time-out still ends this try
+        armTimer(() => closeWith("connect timeout"), options.connectTimeout);
+        send(options);
       }),
-      onData: g((d) => dec.push(d, sink)),
-      onClose: g((r) => {
-        cur = null;
-        on = me.connected = false;
-        if (want) {
-          at(open, (bo * (1 + (o.random || Math.random)())) / 2);
-          bo = Math.min(bo * 2, o.backoffMax);
-        } else at();
-        fin(me.onClose, why || r);
+      onData: ifCurrent((bytes) => decoder.push(bytes, sink)),
+      onClose: ifCurrent((reason) => {
+        currentHandler = null;
+        accepted = me.connected = false;
+        if (connectWanted) {
+          armTimer(open, (backoffMs * (1 + (options.random || Math.random)())) / 2);
+          backoffMs = Math.min(backoffMs * 2, options.backoffMax);
+        } else armTimer();
+        callIfSet(me.onClose, closeReason || reason);
       }),
     });
-    why = "";
-    dec = new Decoder(o.maxPacket);
-    tr.open(o.host, o.port, h);
+    closeReason = "";
+    decoder = new Decoder(options.maxPacket);
+    transport.open(options.host, options.port, handler);
   };
 
   me.connect = () => {
-    want = true;
-    cur || (at(), open());
+    connectWanted = true;
+    currentHandler || (armTimer(), open());
   };
   me.disconnect = () => {
-    want = false;
-    at();
-    on && send({ type: 14 });
-    cur && ((why = "disconnect"), tr.close());
+    connectWanted = false;
+    armTimer();
+    accepted && send({ type: DISCONNECT });
+    currentHandler && ((closeReason = "disconnect"), transport.close());
   };
-  me.subscribe = (topic, qos, cb) => queue({ type: 8, subs: [{ topic, qos }] }, cb);
-  me.unsubscribe = (topic, cb) => {
-    unsub(topic);
-    queue({ type: 10, topics: [topic] }, cb);
+  me.subscribe = (topic, qos, callback) => enqueue({ type: SUBSCRIBE, subs: [{ topic, qos }] }, callback);
+  me.unsubscribe = (topic, callback) => {
+    forgetSubscription(topic);
+    enqueue({ type: UNSUBSCRIBE, topics: [topic] }, callback);
   };
-  me.publish = (topic, payload, qos, retain, cb) => {
-    const p = { type: 3, topic, payload, qos, retain };
-    qos ? queue(p, cb) : fin(cb, on ? send(p) : "offline");
+  me.publish = (topic, payload, qos, retain, callback) => {
+    const packet = { type: PUBLISH, topic, payload, qos, retain };
+    qos ? enqueue(packet, callback) : callIfSet(callback, accepted ? send(packet) : "offline");
   };
-} as unknown as new (tr: Transport, clock: Clock, opts: MqttOptions) => MqttClient;
+} as unknown as new (transport: Transport, clock: Clock, opts: MqttOptions) => MqttClient;

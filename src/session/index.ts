@@ -5,4 +5,4 @@
  */
 export { MqttClient } from "./client";
 export type { MqttOptions, Callback } from "./client";
-export type { Bytes, Clock, Transport, TransportHandler } from "./transport";
+export type { Bytes, Clock, Transport, TransportHandler } from "../transport";

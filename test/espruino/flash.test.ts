@@ -23,9 +23,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { ROOT } from "../../scripts/bundle";
-import { boardJson, espruinoArgv, interpretRun, runEspruino } from "../../scripts/espruino-tool";
-import { openSerial } from "../../scripts/serial-port";
+import { ROOT } from "../../scripts/repo";
+import { boardJson, espruinoArgv, interpretRun, runEspruino } from "../../scripts/device/espruino-tool";
+import { openSerial } from "../../scripts/device/serial-port";
 import { bootOutput, espruinoBoard, udevAdmStandIn, type PtyDevice } from "../support/espruino-pty";
 
 const BIN = process.env.ESPRUINO_BIN;

@@ -19,10 +19,10 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ROOT } from "../../scripts/bundle";
-import { boardJson, espruinoArgv, runEspruino, type RunOptions, type ToolRun } from "../../scripts/espruino-tool";
-import { flash, type FlashOptions, type FlashResult } from "../../scripts/flash";
-import { openSerial, type Link } from "../../scripts/serial-port";
+import { ROOT } from "../../scripts/repo";
+import { boardJson, espruinoArgv, runEspruino, type RunOptions, type ToolRun } from "../../scripts/device/espruino-tool";
+import { flash, type FlashOptions, type FlashResult } from "../../scripts/device/flash";
+import { openSerial, type Link } from "../../scripts/device/serial-port";
 import { espruinoBoard, ptyDevice, udevAdmStandIn, type PtyDevice } from "../support/espruino-pty";
 
 const BIN = process.env.ESPRUINO_BIN;

@@ -2,7 +2,7 @@
  * The misbehaving-broker table (issue 9): each row is one fault — the broker's (via
  * the scripted broker in ./misbehaving-broker.ts) or the modem's (a stall) — and what
  * the board must do about it. Rows are plain data, so the same table runs on the
- * virtual board (test/e2e-misbehaving-broker.test.ts) and on a real interpreter.
+ * virtual board (test/e2e/misbehaving-broker.test.ts) and on a real interpreter.
  *
  * runFaultRow(row, board, broker) plays one row on a board that is connected and
  * subscribed (the broker's current connection is ready):

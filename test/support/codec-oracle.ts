@@ -6,7 +6,7 @@ import mqttPacket from "mqtt-packet";
 import { Decoder, type Packet, type QoS } from "../../src/codec/index";
 import { ServerDecoder } from "../../src/codec/server";
 
-import { prng as mulberry32 } from "../../scripts/modem-sim/core";
+import { prng as mulberry32 } from "../../scripts/simulators/modem-sim/core";
 
 /** mulberry32: the seeded PRNG the modem simulator uses too. */
 export { mulberry32 };

@@ -9,9 +9,9 @@
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { ROOT } from "../../scripts/bundle";
-import type { ToolRun } from "../../scripts/espruino-tool";
-import type { Link } from "../../scripts/serial-port";
+import { ROOT } from "../../scripts/repo";
+import type { ToolRun } from "../../scripts/device/espruino-tool";
+import type { Link } from "../../scripts/device/serial-port";
 import { FakeClock } from "./fake-clock";
 
 export type Exchange = ["tx" | "rx", string][];

@@ -31,18 +31,29 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import mqtt, { type MqttClient } from "mqtt";
 import type { AedesOptions } from "aedes";
-import { VirtualBoard } from "../../scripts/virtual-board/index";
-import { createModemSim, type Esp8266Sim, type Sim800Sim } from "../../scripts/modem-sim/index";
-import type { BoardDef, ModemKind } from "../../src/board/board";
+import { VirtualBoard } from "../../scripts/simulators/virtual-board/index";
+import { type Esp8266Sim, type Sim800Sim } from "../../scripts/simulators/modem-sim/index";
+import type { BoardDef } from "../../src/board/board";
+import { controlPinOf, modemEntry, type ModemKind } from "../../scripts/modems";
 import type { DeviceConfig } from "../../src/app/config";
 import { startAedes, startMosquitto, type MosquittoOptions, type RunningBroker } from "./brokers";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-/** Where the built scripts are read from (env E2E_FIRMWARE_DIR: another build output, e.g. `npx tsx scripts/build.ts --out dir`). */
+/** Where the built scripts are read from (env E2E_FIRMWARE_DIR: another build output, e.g. `npx tsx scripts/build/build.ts --out dir`). */
 export const FIRMWARE_DIR = process.env.E2E_FIRMWARE_DIR ? path.resolve(process.env.E2E_FIRMWARE_DIR) : path.join(ROOT, "firmware");
 export const BOARDS_DIR = path.join(ROOT, "boards");
 
 /** Credentials used by every rig: none of them may ever reach the board's console. */
+/** Each led.json modem section (scripts/modems.ts: configKey) as the rigs fill it in. */
+const modemCredentials: Record<string, Record<string, string>> = {
+  get wifi() {
+    return { ssid: SECRETS.ssid, password: SECRETS.wifiPassword };
+  },
+  get gprs() {
+    return { apn: SECRETS.apn, user: SECRETS.apnUser, password: SECRETS.apnPassword };
+  },
+};
+
 export const SECRETS = {
   ssid: "e2e-lab",
   wifiPassword: 'W1fi-S3cret,"x',
@@ -86,7 +97,7 @@ export async function loadBoard(id: string): Promise<BoardDef> {
 export async function expectedScripts(): Promise<Script[]> {
   const out: Script[] = [];
   for (const board of await loadBoards()) {
-    for (const modem of board.modems) {
+    for (const modem of board.modems as ModemKind[]) {
       const name = `${board.id}-${modem}`;
       out.push({ board, modem, name, file: path.join(FIRMWARE_DIR, name + ".js") });
     }
@@ -182,9 +193,7 @@ export class Rig {
           ? { host: "127.0.0.1", port: broker.tlsPort }
           : { host: "127.0.0.1", port: 9 };
     const simOpts = { seed: 7, transcript: false, hostMap, ...(opts.sim ?? {}) };
-    this.sim = modem === "esp8266"
-      ? createModemSim("esp8266", { ssid: SECRETS.ssid, password: SECRETS.wifiPassword, ...simOpts })
-      : createModemSim("sim800", { apn: SECRETS.apn, ...simOpts });
+    this.sim = modemEntry(modem).simulator(modemCredentials[modemEntry(modem).configKey], simOpts) as Esp8266Sim | Sim800Sim;
     this.vb = new VirtualBoard({
       board,
       clock: "fake",
@@ -201,16 +210,13 @@ export class Rig {
       this.wire.push({ dir: "modem>", bytes: chunk, t: this.vb.now() });
       this.uart.inject(chunk);
     });
-    // The modules' control lines: the ESP8266 restarts when the board raises CH_PD
-    // (the end of its reset pulse); the SIM800 (re)boots at the end of a PWRKEY pulse.
+    // The module's control line (the registry's): the ESP8266 restarts when the board
+    // raises CH_PD (the end of its reset pulse); the SIM800 (re)boots at the end of a PWRKEY pulse.
+    const controlPin = controlPinOf(board, modem);
     this.vb.on("pin", (name: string, level: number) => {
-      if (modem === "esp8266" && board.enable && name === board.enable && level === 1) {
+      if (controlPin && name === controlPin && level === 1) {
         this.resetPulses++;
-        this.sim.reboot();
-      }
-      if (modem === "sim800" && board.pwrkey && name === board.pwrkey && level === 1) {
-        this.resetPulses++;
-        (this.sim as Sim800Sim).powerKey();
+        modemEntry(modem).onControlPulse(this.sim);
       }
     });
   }
@@ -455,10 +461,9 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
     broker = await startAedes({ aedes: opts.aedes });
   }
   const c = opts.config ?? {};
+  const modemKey = modemEntry(opts.modem).configKey;
   const config: DeviceConfig = {
-    ...(opts.modem === "esp8266"
-      ? { wifi: { ssid: SECRETS.ssid, password: SECRETS.wifiPassword } }
-      : { gprs: { apn: SECRETS.apn, user: SECRETS.apnUser, password: SECRETS.apnPassword } }),
+    [modemKey]: modemCredentials[modemKey],
     keepAlive: 60,
     clientId: `led-e2e-${board.id}-${opts.modem}`,
     ...c,

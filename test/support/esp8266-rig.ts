@@ -6,8 +6,9 @@
 import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import mqtt from "mqtt";
 import { Esp8266, type EspOptions } from "../../src/modem/esp8266";
-import type { Clock } from "../../src/session/transport";
-import { Esp8266Sim, type Esp8266SimOptions } from "../../scripts/modem-sim/esp8266";
+import type { Clock } from "../../src/transport";
+import { fastClock as fastClockBy } from "./fake-clock";
+import { Esp8266Sim, type Esp8266SimOptions } from "../../scripts/simulators/modem-sim/esp8266";
 import { ModemRig, startAedesBroker, within, type Broker } from "./modem-rig";
 
 export { realClock, within, sleep, until, startAedesBroker, encode, Socket, trickyPayload, type Broker } from "./modem-rig";
@@ -16,11 +17,7 @@ export { realClock, within, sleep, until, startAedesBroker, encode, Socket, tric
  * The real clock with every time-out ten times shorter, for the driver and the
  * engine: a dead module is noticed in a tenth of the time, nothing else changes.
  */
-export const fastClock: Clock = {
-  now: () => Date.now() * 10,
-  setTimeout: (fn, ms) => setTimeout(fn, ms / 10),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
+export const fastClock: Clock = fastClockBy(10);
 
 /** The Wi-Fi password of the rig's AP and driver. */
 export const PASSWORD = 'p,a"ss\\w0rd';

@@ -9,7 +9,7 @@
  * no longer a timer (already fired or cleared) THROWS, as Espruino does
  * ("Unknown Timeout"). Use it to prove code never clears a fired handle.
  */
-import type { Clock } from "../../src/session/transport";
+import type { Clock } from "../../src/transport";
 
 interface Timer { at: number; seq: number; fn: () => void; id: number }
 
@@ -81,4 +81,24 @@ export class FakeClock implements Clock {
     for (const x of this.timers) if (!best || x.at < best.at || (x.at == best.at && x.seq < best.seq)) best = x;
     return best;
   }
+}
+
+/** The real clock as a Clock. */
+export const realClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+/**
+ * The real clock sped up `factor` times for the code under test (its time-outs
+ * come `factor` times sooner), while simulators and brokers run in real time.
+ */
+export function fastClock(factor: number): Clock {
+  const start = Date.now();
+  return {
+    now: () => start + (Date.now() - start) * factor,
+    setTimeout: (fn, ms) => setTimeout(fn, ms / factor),
+    clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+  };
 }

@@ -1,62 +1,31 @@
 /**
  * What the modem rigs share (test/support/esp8266-rig.ts, the SIM800 rig in
- * test/sim800-sim.test.ts): a driver on the real AT engine, wired to a modem
+ * test/modem/sim800-over-simulator.test.ts): a driver on the real AT engine, wired to a modem
  * simulator whose sockets reach an in-process Aedes broker on loopback. MQTT
  * is spoken as raw bytes (mqtt-packet as the oracle), so these rigs need
  * nothing from src/session/.
  */
-import net from "node:net";
-import { Aedes } from "aedes";
 import mqttPacket from "mqtt-packet";
 import { AtEngine } from "../../src/at/engine";
-import type { Clock, Transport, TransportHandler } from "../../src/session/transport";
-import type { ModemSimCore } from "../../scripts/modem-sim/core";
+import type { Clock, Transport, TransportHandler } from "../../src/transport";
+import type { ModemState } from "../../src/modem/driver";
+import { startAedes } from "./brokers";
+import type { ModemSimCore } from "../../scripts/simulators/modem-sim/core";
 
-export const realClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
+import { realClock } from "./fake-clock";
+import { sleep, until, within } from "./wait";
 
-/** Rejects with `what` when p has not settled within ms. */
-export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout;
-  return Promise.race([
-    p,
-    new Promise<T>((_, rej) => {
-      t = setTimeout(() => rej(new Error("timed out: " + what)), ms);
-    }),
-  ]).finally(() => clearTimeout(t));
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls cond every 5 ms until it holds (bounded). */
-export async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out: " + what);
-    await sleep(5);
-  }
-}
+export { realClock, sleep, until, within };
 
 export interface Broker {
   port: number;
   close(): Promise<void>;
 }
 
+/** An Aedes broker on a free loopback port (./brokers.ts). */
 export async function startAedesBroker(): Promise<Broker> {
-  const b = await Aedes.createBroker();
-  const server = net.createServer(b.handle as (s: net.Socket) => void);
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as net.AddressInfo).port;
-  return {
-    port,
-    close: () =>
-      new Promise<void>((r) => {
-        b.close(() => server.close(() => r()));
-      }),
-  };
+  const broker = await startAedes();
+  return { port: broker.port, close: () => broker.stop() };
 }
 
 /** MQTT packet bytes (byte string) from an mqtt-packet object. */
@@ -102,7 +71,7 @@ export function trickyPayload(): string {
  * A driver (M) on the real AT engine, wired to a simulator (S). A subclass
  * builds the simulator, calls wire() and builds the driver on this.engine.
  */
-export abstract class ModemRig<S extends ModemSimCore, M extends Transport & { onState: (state: string, why?: string) => void }> {
+export abstract class ModemRig<S extends ModemSimCore, M extends Transport & { onState: (state: ModemState, why?: string) => void }> {
   sim!: S;
   engine!: AtEngine;
   modem!: M;

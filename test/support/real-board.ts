@@ -28,7 +28,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import mqtt, { type MqttClient } from "mqtt";
-import { createModemSim, type ModemSimCore } from "../../scripts/modem-sim/index";
+import { createModemSim, type ModemSimCore } from "../../scripts/simulators/modem-sim/index";
 import type { ModemKind } from "../../src/board/board";
 import type { DeviceConfig } from "../../src/app/config";
 

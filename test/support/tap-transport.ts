@@ -8,9 +8,9 @@
  * The records are new objects decoded from the wire, not the client's own
  * (which it may change later), so they can be kept as they are.
  */
-import { Decoder, type DecoderSink, type Packet } from "../../src/codec";
+import { Decoder, type DecoderSink, type Packet } from "../../src/codec/index";
 import { ServerDecoder } from "../../src/codec/server";
-import type { Bytes, Transport, TransportHandler } from "../../src/session/transport";
+import type { Bytes, Transport, TransportHandler } from "../../src/transport";
 
 export type Dir = "in" | "out";
 

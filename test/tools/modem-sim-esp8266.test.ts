@@ -1,0 +1,166 @@
+/**
+ * The ESP8266 simulator dialect on its own: raw bytes in, the AT firmware's
+ * exact framing out (echo, blank lines, the "> " prompt, +IPD frames), against
+ * a loopback TCP echo server as the far end.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import net from "node:net";
+import { Esp8266Sim, atParams } from "../../scripts/simulators/modem-sim/esp8266";
+import { until } from "../support/esp8266-rig";
+
+let server: net.Server;
+let port = 0;
+const sims: Esp8266Sim[] = [];
+
+beforeAll(async () => {
+  server = net.createServer((s) => {
+    s.on("data", (d) => (d.toString() == "bye" ? s.end() : s.write(d)));
+    s.on("error", () => {});
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  port = (server.address() as net.AddressInfo).port;
+});
+afterAll(() => new Promise<void>((r) => server.close(() => r())));
+afterEach(() => {
+  for (const s of sims.splice(0)) s.close();
+});
+
+/** A sim with its output collected; say() sends a line and waits for `until` in the output. */
+function make(opts: ConstructorParameters<typeof Esp8266Sim>[0] = {}) {
+  const sim = new Esp8266Sim({ ssid: "lab", password: "pw", hosts: ["echo.local"], hostMap: () => ({ host: "127.0.0.1", port }), ...opts });
+  sims.push(sim);
+  let out = "";
+  sim.on("tx", (c: string) => (out += c));
+  const take = () => {
+    const o = out;
+    out = "";
+    return o;
+  };
+  const waitFor = async (text: string) => {
+    await until(() => out.includes(text), 3000, JSON.stringify(text) + " in " + JSON.stringify(out));
+    const i = out.indexOf(text) + text.length;
+    const o = out.slice(0, i);
+    out = out.slice(i);
+    return o;
+  };
+  return { sim, take, waitFor, say: (line: string) => sim.receive(line + "\r\n") };
+}
+
+describe("ESP8266 simulator dialect", () => {
+  it("echoes until ATE0 and frames replies as the part does", async () => {
+    const m = make();
+    m.say("AT");
+    expect(await m.waitFor("OK\r\n")).toBe("AT\r\r\n\r\nOK\r\n");
+    m.say("ATE0");
+    expect(await m.waitFor("OK\r\n")).toBe("ATE0\r\r\n\r\nOK\r\n");
+    m.say("AT");
+    expect(await m.waitFor("OK\r\n")).toBe("\r\nOK\r\n");
+    m.say("AT+BOGUS");
+    expect(await m.waitFor("ERROR\r\n")).toBe("\r\nERROR\r\n");
+  });
+
+  it("AT+RST: OK, boot noise, ready, echo back on", async () => {
+    const m = make();
+    m.say("ATE0");
+    await m.waitFor("OK\r\n");
+    m.say("AT+RST");
+    const boot = await m.waitFor("ready\r\n");
+    expect(boot.startsWith("\r\nOK\r\n")).toBe(true);
+    expect(boot.length).toBeGreaterThan(20); // noise between OK and ready
+    m.say("AT");
+    expect(await m.waitFor("OK\r\n")).toBe("AT\r\r\n\r\nOK\r\n");
+  });
+
+  it("AT+CWJAP: checks the unescaped credentials and answers +CWJAP:<n> FAIL", async () => {
+    const m = make({ ssid: 'a,b"c\\d', password: "p,w" });
+    m.say("ATE0");
+    await m.waitFor("OK\r\n");
+    m.say('AT+CWJAP="a\\,b\\"c\\\\d","nope"');
+    expect(await m.waitFor("FAIL\r\n")).toBe("\r\n+CWJAP:2\r\n\r\nFAIL\r\n");
+    m.say('AT+CWJAP="other","p\\,w"');
+    expect(await m.waitFor("FAIL\r\n")).toBe("\r\n+CWJAP:3\r\n\r\nFAIL\r\n");
+    m.say('AT+CWJAP="a\\,b\\"c\\\\d","p\\,w"');
+    expect(await m.waitFor("OK\r\n")).toBe("WIFI CONNECTED\r\nWIFI GOT IP\r\n\r\nOK\r\n");
+    expect(m.sim.joins).toEqual([['a,b"c\\d', "nope"], ["other", "p,w"], ['a,b"c\\d', "p,w"]]);
+    expect(m.sim.commands.filter((c) => c.includes("p\\,w"))).toEqual([]); // passwords masked
+  });
+
+  it("CIPSTART: no ip before joining, DNS Fail, CONNECT OK, ALREADY CONNECTED", async () => {
+    const m = make();
+    m.say("ATE0");
+    await m.waitFor("OK\r\n");
+    m.say('AT+CIPSTART="TCP","echo.local",1');
+    expect(await m.waitFor("ERROR\r\n")).toBe("\r\nno ip\r\n\r\nERROR\r\n");
+    m.say('AT+CWJAP="lab","pw"');
+    await m.waitFor("OK\r\n");
+    m.say('AT+CIPSTART="TCP","nowhere.local",1883');
+    expect(await m.waitFor("ERROR\r\n")).toBe("\r\nDNS Fail\r\n\r\nERROR\r\n");
+    m.say('AT+CIPSTART="TCP","echo.local",1883');
+    expect(await m.waitFor("OK\r\n")).toBe("\r\nCONNECT\r\n\r\nOK\r\n");
+    m.say('AT+CIPSTART="TCP","echo.local",1883');
+    expect(await m.waitFor("ERROR\r\n")).toBe("\r\nALREADY CONNECTED\r\n\r\nERROR\r\n");
+    m.say("AT+CIPMUX=1");
+    expect(await m.waitFor("ERROR\r\n")).toBe("\r\nlink is builded\r\n\r\nERROR\r\n");
+  });
+
+  it("CIPSEND: OK and \"> \", n raw bytes, Recv/SEND OK; echoed data comes back as +IPD; CLOSED", async () => {
+    const m = make();
+    m.say("ATE0");
+    m.say('AT+CWJAP="lab","pw"');
+    await m.waitFor("GOT IP\r\n\r\nOK\r\n");
+    m.say('AT+CIPSTART="TCP","echo.local",1883');
+    await m.waitFor("CONNECT\r\n\r\nOK\r\n");
+    m.take();
+    m.say("AT+CIPSEND=8");
+    expect(await m.waitFor("> ")).toBe("\r\nOK\r\n> ");
+    m.sim.receive("\r\nOK\r\n\u0000\u00ff");
+    expect(await m.waitFor("SEND OK\r\n")).toBe("\r\nRecv 8 bytes\r\n\r\nSEND OK\r\n");
+    expect(await m.waitFor("\u00ff")).toBe("\r\n+IPD,8:\r\nOK\r\n\u0000\u00ff");
+    expect(m.sim.violations).toEqual([]);
+    m.say("AT+CIPSEND=3");
+    await m.waitFor("> ");
+    m.sim.receive("bye");
+    await m.waitFor("SEND OK\r\n");
+    expect(await m.waitFor("CLOSED\r\n")).toBe("CLOSED\r\n");
+    m.say("AT+CIPSEND=3");
+    expect(await m.waitFor("ERROR\r\n")).toBe("\r\nlink is not valid\r\n\r\nERROR\r\n");
+    m.say("AT+CIPCLOSE");
+    expect(await m.waitFor("ERROR\r\n")).toBe("\r\nERROR\r\n");
+  });
+
+  it("refused link: ERROR then CLOSED; AT+CIPCLOSE: CLOSED OK; net down: WIFI DISCONNECT, CLOSED", async () => {
+    const m = make();
+    m.say("ATE0");
+    m.say('AT+CWJAP="lab","pw"');
+    await m.waitFor("GOT IP\r\n\r\nOK\r\n");
+    m.sim.fault.refuseLink = true;
+    m.say('AT+CIPSTART="TCP","echo.local",1883');
+    expect(await m.waitFor("CLOSED\r\n")).toBe("\r\nERROR\r\n\r\nCLOSED\r\n");
+    m.sim.fault.refuseLink = false;
+    m.say('AT+CIPSTART="TCP","echo.local",1883');
+    await m.waitFor("CONNECT\r\n\r\nOK\r\n");
+    m.say("AT+CIPCLOSE");
+    expect(await m.waitFor("OK\r\n")).toBe("\r\nCLOSED\r\n\r\nOK\r\n");
+    m.say('AT+CIPSTART="TCP","echo.local",1883');
+    await m.waitFor("CONNECT\r\n\r\nOK\r\n");
+    m.sim.netDown();
+    expect(await m.waitFor("CLOSED\r\n")).toBe("WIFI DISCONNECT\r\nCLOSED\r\n");
+    expect(m.sim.joined).toBe(false);
+  });
+
+  it("re-joins the saved AP by itself after a reboot", async () => {
+    const m = make();
+    m.say("ATE0");
+    m.say('AT+CWJAP="lab","pw"');
+    await m.waitFor("GOT IP\r\n\r\nOK\r\n");
+    m.sim.reboot();
+    await m.waitFor("ready\r\n");
+    expect(await m.waitFor("WIFI GOT IP\r\n")).toBe("WIFI CONNECTED\r\nWIFI GOT IP\r\n");
+    expect(m.sim.joined).toBe(true);
+  });
+
+  it("splits AT parameters with the firmware's escapes", () => {
+    expect(atParams('"a\\,b","c\\"d\\\\",12')).toEqual(["a,b", 'c"d\\', "12"]);
+    expect(atParams('"TCP","h",1883')).toEqual(["TCP", "h", "1883"]);
+  });
+});
