@@ -172,6 +172,10 @@ async function nextReady(board: FaultBoard, broker: MisbehavingBroker, after: nu
 
 /** The broker sends `payload` to led (QoS 1) on c; waits for the LED to be `lit` and a report of it. */
 async function obeyed(board: FaultBoard, broker: MisbehavingBroker, c: Conn, payload: string, lit: boolean, what: string): Promise<void> {
+  // the board reports its state on every connect, 500 ms after it: counted before the
+  // command, or it would pass for the command's report when the command arrives later
+  // than that (a real interpreter on a sped-up clock)
+  await board.waitFor(() => reports(c).length > 0, `${what}: the state report on connecting`, { timeoutMs: 10_000 });
   const n = reports(c).length;
   broker.publish(TOPIC, payload, 1);
   await board.waitFor(() => board.lit() === lit && reports(c).length > n, what, { timeoutMs: 10_000 });

@@ -23,7 +23,7 @@
  * of the interpreter's idle sleep makes CPU figures meaningless under it.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -40,19 +40,26 @@ export function realBoardUnavailable(): string {
   if (spawnSync("socat", ["-V"], { stdio: "ignore" }).status !== 0) return "socat is not installed (apt-get install socat)";
   return "";
 }
+export const FAKETIME_LIB = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1", "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1"].find((f) =>
+  existsSync(f),
+);
+/** The 32-bit libfaketime (Debian's faketime:i386), for a 32-bit interpreter build. */
+export const FAKETIME_LIB32 = ["/usr/lib/i386-linux-gnu/faketime/libfaketimeMT.so.1"].find((f) => existsSync(f));
 /**
- * libfaketime for each word size that is installed (Debian's faketime; libfaketime:i386 for a
- * 32-bit interpreter): the loader takes the one that fits the binary and skips the other.
+ * The libfaketime that `bin` can preload: the loader ignores a library of the other
+ * word size (with a warning on stderr), which would leave the clock unchanged.
  */
-export const FAKETIME_LIB =
-  [
-    "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
-    "/usr/lib/i386-linux-gnu/faketime/libfaketimeMT.so.1",
-    "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
-    "/usr/lib/arm-linux-gnueabihf/faketime/libfaketimeMT.so.1",
-  ]
-    .filter((f) => existsSync(f))
-    .join(" ") || undefined;
+export function faketimeLibFor(bin: string): string | undefined {
+  const head = Buffer.alloc(5);
+  const fd = openSync(bin, "r");
+  try {
+    readSync(fd, head, 0, 5, 0);
+  } finally {
+    closeSync(fd);
+  }
+  // ELF header byte 4 (EI_CLASS): 1 = 32-bit, 2 = 64-bit
+  return head[4] === 1 ? FAKETIME_LIB32 : FAKETIME_LIB;
+}
 
 /** Credentials the simulated network expects; none may ever reach the console. */
 export const REAL_SECRETS = { ssid: "real-lab", wifiPassword: 'Wifi-R3al,"x', apn: "internet.real", apnPassword: "Apn-R3al-5" };
@@ -142,8 +149,9 @@ export class RealBoard {
       }
       const env: NodeJS.ProcessEnv = { ...process.env };
       if ((opts.speed ?? 1) !== 1) {
-        if (!FAKETIME_LIB) throw new Error("speed needs libfaketime (apt-get install faketime)");
-        env.LD_PRELOAD = FAKETIME_LIB;
+        const lib = faketimeLibFor(bin);
+        if (!lib) throw new Error("speed needs libfaketime for this interpreter's word size (apt-get install faketime, and libfaketime:i386 for a 32-bit build)");
+        env.LD_PRELOAD = lib;
         env.FAKETIME = `+0 x${opts.speed}`;
         env.FAKETIME_NO_CACHE = "1";
       }
