@@ -172,8 +172,11 @@ export const AtEngine = function (this: AtEngine, uart: Uart, clock: Clock, log?
       timer =
         delayMs != null
           ? clock.setTimeout(() => {
-              timer = owedPromptData = 0;
-              inFlight ? end("TIMEOUT", QUIET_GAP_MS) : next();
+              timer = 0;
+              // a data command that timed out waiting for its prompt: a late "> " still
+              // gets its bytes, or the modem would take the next command for them
+              owedPromptData = inFlight && !dataWritten && inFlight.data;
+              inFlight ? end("TIMEOUT", owedPromptData ? PROMPT_TIMEOUT_MS : QUIET_GAP_MS) : next();
             }, delayMs)
           : delayMs;
     },
@@ -212,6 +215,9 @@ export const AtEngine = function (this: AtEngine, uart: Uart, clock: Clock, log?
       while (rest) {
         newlineAt = rest.indexOf("\n");
         if (owedBytes) {
+          // a modem still delivering received data prompts after it: the prompt's wait
+          // (or the stale time while a prompt is owed its bytes) starts again
+          if ((inFlight && !dataWritten) || owedPromptData) armTimer(PROMPT_TIMEOUT_MS);
           match = rest.slice(0, owedBytes);
           rest = rest.slice(owedBytes);
           owedBytes -= match.length;

@@ -275,7 +275,7 @@ describe.each([["Node", false], ["Espruino", true]] as const)("commands, queue, 
     expect(r.reply()).toEqual({ final: "TIMEOUT", lines: ["some line"] });
   });
 
-  it("a data command whose '> ' does not come within 3 s ends with TIMEOUT, whatever its own timeout; a late prompt writes nothing", () => {
+  it("a data command whose '> ' does not come within 3 s ends with TIMEOUT, whatever its own timeout; the next command waits up to 3 s more for a late prompt", () => {
     const r = new Rig("whole", esp);
     r.send("AT+CIPSEND=2", { data: "\xc0\x00", timeout: 85_000 });
     r.send("AT+CIPCLOSE", { timeout: 5000, finals: ["CLOSE"] });
@@ -283,14 +283,47 @@ describe.each([["Node", false], ["Espruino", true]] as const)("commands, queue, 
     expect(r.replies).toHaveLength(0);
     r.clock.advance(1);
     expect(r.reply(0)).toEqual({ final: "TIMEOUT", lines: [] });
-    // the usual quiet gap after a TIMEOUT, then the next command (not 85 s behind the stuck one)
-    r.clock.advance(500);
+    // no prompt: the next command 3 s later (not 85 s behind the stuck one)
+    r.clock.advance(2999);
+    expect(r.written).toBe("AT+CIPSEND=2\r\n");
+    r.clock.advance(1);
     expect(r.written).toBe("AT+CIPSEND=2\r\nAT+CIPCLOSE\r\n");
+    // a prompt now is nobody's: it writes nothing
     r.feed("> ");
     expect(r.written).toBe("AT+CIPSEND=2\r\nAT+CIPCLOSE\r\n");
     r.feed("CLOSE OK\r\n");
     expect(r.reply(1).final).toBe("CLOSE OK");
     expect(r.clock.pending).toBe(0);
+  });
+
+  it("a late '> ' after a prompt TIMEOUT still gets the command's bytes, so the modem never takes the next command for its data", () => {
+    const r = new Rig("whole", esp);
+    r.send("AT+CIPSEND=2", { data: "\xc0\x00", timeout: 85_000 });
+    r.send("AT+RST", { timeout: 5000 });
+    r.clock.advance(3000);
+    expect(r.reply(0).final).toBe("TIMEOUT");
+    r.clock.advance(1000);
+    r.feed("\r\n> ");
+    expect(r.written).toBe("AT+CIPSEND=2\r\n\xc0\x00");
+    r.feed("\r\nSEND OK\r\n"); // the late answer: dropped, then the quiet gap
+    r.clock.advance(500);
+    expect(r.written).toBe("AT+CIPSEND=2\r\n\xc0\x00AT+RST\r\n");
+  });
+
+  it("the wait for '> ' starts again while +IPD data is still arriving (a modem delivering a large message prompts after it)", () => {
+    const r = new Rig("whole", esp);
+    r.send("AT+CIPSEND=2", { data: "\xc0\x00", timeout: 85_000 });
+    r.feed("+IPD,9000:");
+    for (let i = 0; i < 9; i++) {
+      r.clock.advance(2000); // 9 s of data in all, 1,000 bytes every 2 s: over the 3 s bound in all, never between two pieces
+      r.feed("x".repeat(1000));
+    }
+    expect(r.replies).toHaveLength(0);
+    expect(r.data.length).toBe(9000);
+    r.feed("\r\n> ");
+    expect(r.written).toBe("AT+CIPSEND=2\r\n\xc0\x00");
+    r.feed("\r\nSEND OK\r\n");
+    expect(r.reply(0).final).toBe("SEND OK");
   });
 
   it("once the data is written, a data command waits its whole timeout (from the prompt) for SEND OK", () => {
@@ -314,7 +347,8 @@ describe.each([["Node", false], ["Espruino", true]] as const)("commands, queue, 
     r.clock.advance(1);
     expect(r.reply().final).toBe("TIMEOUT");
     expect(r.written).toBe("AT+CIPSEND=1\r\n");
-    r.clock.advance(500 + 9999);
+    // (3 s for a late prompt, which would still get the "x", then the wait's own 10 s)
+    r.clock.advance(3000 + 9999);
     expect(r.replies).toHaveLength(1);
     r.clock.advance(1);
     expect(r.reply(1).final).toBe("TIMEOUT");

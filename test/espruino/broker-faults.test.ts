@@ -50,18 +50,14 @@ const rowRealMs = (speed: number) => 200_000 / speed + 30_000;
 const OWN_SPEED = (r: FaultRow) => !!(r.expect?.finalState || r.expect?.ackOnce);
 
 /**
- * Rows not run, with the reason; BROKER_FAULTS_ALL=1 runs them anyway (at clock ×1).
- * The oversize rows fail on the real interpreter for a firmware reason, even at ×1
- * (reported, not fixed in this tier): this interpreter works through a 64 KB +IPD message
- * at about 9 KB/s (7.3 s), and the AT+CIPSEND of the board's next output (the PUBACK among
- * it) waits for its "> " behind those bytes; the AT engine's 3 s prompt bound
- * (src/at/engine.ts PROMPT) fires first, the driver resets the modem, and the board never
- * acknowledges. A real module at 115200 baud needs 5.7 s for the same bytes.
+ * Rows not run, with the reason (none now). The oversize rows used to fail here, and only
+ * here: this interpreter works through a 64 KB +IPD message at about 9 KB/s, and the
+ * AT+CIPSEND of the board's next output (its PUBACK) waited for its "> " behind those
+ * bytes; the AT engine's 3 s prompt bound fired first and the late prompt then swallowed
+ * the next command. The engine now restarts the prompt's wait while received data is
+ * still arriving, and gives a late prompt the bytes it is owed.
  */
-const OVERSIZE = "fails on the real interpreter: the 64 KB drain outlasts the AT engine's 3 s bound on the next send prompt (a firmware finding, see the comment)";
-const SKIP: Record<string, string> = process.env.BROKER_FAULTS_ALL
-  ? {}
-  : Object.fromEntries(FAULT_ROWS.filter((r) => r.expect?.ackOnce).map((r) => [r.name, OVERSIZE]));
+const SKIP: Record<string, string> = {};
 for (const [name, reason] of Object.entries(SKIP)) if (!why) console.log(`test/espruino/broker-faults.test.ts: row skipped: ${name}: ${reason}`);
 
 /** Console lines that mean the interpreter itself went wrong. */

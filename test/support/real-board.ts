@@ -18,8 +18,9 @@
  *
  * `speed` > 1 runs the interpreter under libfaketime (Debian's `faketime`): its
  * clock, and so its timers, run that many times faster than real time. The modem
- * simulator and the broker keep real time, which only makes them look faster to
- * the board. It is for memory over many keep-alive cycles; the busy loop it makes
+ * simulator and the broker keep real time, so on the board's clock their latency
+ * counts `speed` times over: keep-alive and time-outs must leave room for that. It is
+ * for memory over many keep-alive cycles and bounds in board time; the busy loop it makes
  * of the interpreter's idle sleep makes CPU figures meaningless under it.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
