@@ -91,7 +91,7 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 async function benchBoard(modem: ModemKind, rounds: number): Promise<string> {
   const lines: string[] = [];
   const t0 = Date.now();
-  const demo = await startDemo({ modem, port: 0, wsPort: -1, print: (s) => lines.push(s) });
+  const demo = await startDemo({ modem, port: 0, wsPort: 0, print: (s) => lines.push(s) });
   try {
     await until(() => lines.some((l) => l.startsWith("→ PUBLISH led/status \"online\"")), 30_000, `${modem} online`);
     const online = Date.now() - t0;
