@@ -29,9 +29,13 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import mqtt, { type MqttClient } from "mqtt";
+import { sleep, until } from "./wait";
 import { createModemSim, type ModemSimCore } from "../../scripts/simulators/modem-sim/index";
 import type { ModemKind } from "../../src/board/board";
 import type { DeviceConfig } from "../../src/app/config";
+
+/** (the one waiting helper, re-exported for the real-interpreter bench and tier) */
+export { sleep, until };
 
 export const ESPRUINO_BIN = process.env.ESPRUINO_BIN || "";
 /** Why real-interpreter tests and benches do not run here, or "" when they can. */
@@ -95,7 +99,6 @@ export interface RealBoardOptions {
   noConfig?: boolean;
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** JavaScript source that writes `files` to Storage, run once by the interpreter before the board starts. */
 function storageScript(files: Record<string, string>): string {
@@ -198,9 +201,9 @@ export class RealBoard {
     const port = (this.uartServer.address() as net.AddressInfo).port;
     const link = path.join(this.dir, "modem");
     this.socat = spawn("socat", [`pty,link=${link},raw,echo=0`, `tcp:127.0.0.1:${port}`], { stdio: "ignore" });
-    const until = Date.now() + 5000;
+    const deadline = Date.now() + 5000;
     while (!existsSync(link) || !this.uartSock) {
-      if (Date.now() > until) throw new Error("socat did not make the modem pty");
+      if (Date.now() > deadline) throw new Error("socat did not make the modem pty");
       await sleep(10);
     }
   }
@@ -250,12 +253,12 @@ export class RealBoard {
 
   /** Waits for a console line matching re (from line index `from` on); returns its index. */
   async waitForLine(re: RegExp, ms: number, from = 0): Promise<number> {
-    const until = Date.now() + ms;
+    const deadline = Date.now() + ms;
     for (;;) {
       const i = this.lines.findIndex((l, j) => j >= from && re.test(l));
       if (i >= 0) return i;
       if (this.exited) throw new Error(`interpreter exited while waiting for ${re}; last lines:\n${this.tail()}`);
-      const left = until - Date.now();
+      const left = deadline - Date.now();
       if (left <= 0) throw new Error(`no console line ${re} within ${ms} ms; last lines:\n${this.tail()}`);
       await this.changed(Math.min(left, 200));
     }
@@ -289,8 +292,8 @@ export class RealBoard {
   async stop(): Promise<void> {
     if (this.proc && !this.exited) {
       this.proc.kill("SIGKILL");
-      const until = Date.now() + 3000;
-      while (!this.exited && Date.now() < until) await sleep(10);
+      const deadline = Date.now() + 3000;
+      while (!this.exited && Date.now() < deadline) await sleep(10);
     }
     this.socat?.kill("SIGKILL");
     this.uartSock?.destroy();
@@ -300,14 +303,6 @@ export class RealBoard {
   }
 }
 
-/** Polls pred every 2 ms until it holds; throws after ms with what was awaited. */
-export async function until(pred: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(2);
-  }
-}
 
 /** The phone: MQTT.js subscribed to the app's topics, counting state reports. */
 export class Phone {
