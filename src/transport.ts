@@ -8,6 +8,32 @@
  */
 export type Bytes = string;
 
+/**
+ * Why a link ended, as TransportHandler.onClose reports it: short, never a secret.
+ * A typed list, so that a misspelt reason fails the type check. The reasons every
+ * transport may give are the `common` entry below; each transport adds its own
+ * as one more entry of LinkCloseReasons, from its own file, by declaration merging:
+ *
+ *   declare module "../transport" {
+ *     interface LinkCloseReasons { esp8266: Esp8266CloseReason }
+ *   }
+ *
+ * (src/modem/esp8266.ts, src/modem/sim800.ts; the host socket in
+ * scripts/simulators/node-transport.ts), so this contract still imports nothing.
+ * Types only: nothing of this reaches the built script.
+ */
+export interface LinkCloseReasons {
+  common: CommonCloseReason;
+}
+/** Any transport's reason: the union of every entry of LinkCloseReasons. */
+export type LinkCloseReason = LinkCloseReasons[keyof LinkCloseReasons];
+/**
+ * "closed": close() was asked for (or a new open() ended the one running);
+ * "overflow": write() found the bounded queue full; "CLOSED": the peer closed
+ * the link (the modems' own word for it).
+ */
+export type CommonCloseReason = "closed" | "overflow" | "CLOSED";
+
 export interface TransportHandler {
   /** The connection is up; write() may be called from now on. */
   onOpen(): void;
@@ -16,9 +42,9 @@ export interface TransportHandler {
   /**
    * The connection is gone or could not be made. Called exactly once for each
    * open(), including after close() was asked for. `reason` is short and
-   * never contains a secret.
+   * never contains a secret (LinkCloseReason above).
    */
-  onClose(reason: string): void;
+  onClose(reason: LinkCloseReason): void;
 }
 
 export interface Transport {

@@ -3,7 +3,18 @@
  * Bytes cross as latin1 so one char = one byte, as on the board.
  */
 import net from "node:net";
-import type { Clock, Transport, TransportHandler } from "../../src/transport";
+import type { Clock, CommonCloseReason, Transport, TransportHandler } from "../../src/transport";
+
+/**
+ * Why a host socket ended: "closed" (the socket closed), "ended" (the peer's FIN),
+ * Node's error code ("ECONNREFUSED", "ECONNRESET", ...), "error" (an error without one).
+ */
+export type NodeCloseReason = CommonCloseReason | "ended" | "error" | `E${string}`;
+declare module "../../src/transport" {
+  interface LinkCloseReasons {
+    node: NodeCloseReason;
+  }
+}
 
 export class NodeTransport implements Transport {
   /** The current socket (tests may destroy() it to cut the link abruptly). */
@@ -20,7 +31,7 @@ export class NodeTransport implements Transport {
     this.socket = s;
     s.setNoDelay(true);
     let done = false;
-    const end = (reason: string) => {
+    const end = (reason: NodeCloseReason) => {
       if (done) return;
       done = true;
       if (this.socket == s) this.socket = null;
@@ -29,7 +40,7 @@ export class NodeTransport implements Transport {
     };
     s.on("connect", () => h.onOpen());
     s.on("data", (d: Buffer) => { if (!done) h.onData(d.toString("latin1")); });
-    s.on("error", (e: NodeJS.ErrnoException) => end(e.code || "error"));
+    s.on("error", (e: NodeJS.ErrnoException) => end((e.code as `E${string}`) || "error"));
     s.on("end", () => end("ended"));
     s.on("close", () => end("closed"));
   }

@@ -6,7 +6,7 @@
 import board from "virtual:board";
 import { Modem, modemOptions } from "virtual:modem";
 import { AtEngine } from "../at/engine";
-import { MqttClient } from "../session/index";
+import { MqttClient, type MqttError } from "../session/index";
 import type { Pulse } from "../board/board";
 import type { Clock } from "../transport";
 import { CONFIG_FILE, type DeviceConfig } from "./config";
@@ -94,7 +94,7 @@ function start(): void {
   // subscription refused: <filter>...; never a secret) is logged once, until the
   // next connection.
   let lastLoggedError: any;
-  client.onError = (reason: string) => {
+  client.onError = (reason: MqttError) => {
     if (reason != lastLoggedError) log("mqtt " + (lastLoggedError = reason));
   };
   client.onConnect = () => {

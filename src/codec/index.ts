@@ -36,8 +36,23 @@ const chr = String.fromCharCode;
 declare const FIRMWARE: boolean;
 const HOST_SIDE = typeof FIRMWARE == "undefined";
 
+/**
+ * Why the codec refused bytes or a packet: the message of the Error that no()
+ * throws ("protocol" only host-side, ./server.ts), or "oversize" (reported to the
+ * sink, not fatal: a packet over maxPacket, skipped).
+ */
+export type CodecError = "utf8" | "range" | "qos" | "type" | "id" | "length" | "flags" | "topic" | "protocol" | "oversize";
+/**
+ * The text of an exception the project did not throw by name (a sink's, an app
+ * callback's): any string, marked, so that a misspelt literal reason is no
+ * ThrownText and still fails the type check. Made only by a cast where it is caught.
+ */
+export type ThrownText = string & { readonly _thrownText: true };
+/** What a DecoderSink's error() gets: the codec's own word, or what a sink threw. */
+export type DecoderError = CodecError | ThrownText;
+
 /** Throws Error(m): every codec failure goes through here. */
-export const no = (m: string): never => {
+export const no = (m: CodecError): never => {
   throw Error(m);
 };
 
@@ -147,7 +162,7 @@ export interface DecoderSink {
    * it needs (PUBACK or PUBREC with its packet id): unacknowledged, a broker would
    * send it again forever.
    */
-  error(message: string, fatal: boolean, ack?: AckPacket | 0): void;
+  error(message: DecoderError, fatal: boolean, ack?: AckPacket | 0): void;
 }
 
 /**
@@ -287,7 +302,7 @@ export const Decoder = function (this: Decoder, maxPacket: number) {
       }
     } catch (thrown) {
       liveToken = 0;
-      sink.error((thrown as Error).message, true);
+      sink.error((thrown as Error).message as DecoderError, true);
     }
   };
 } as unknown as new (maxPacket: number, clientSide?: boolean) => Decoder;

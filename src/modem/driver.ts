@@ -6,7 +6,7 @@
  */
 import type { AtEngine } from "../at/engine";
 import type { BoardDef, Pulse } from "../board/board";
-import type { Clock, Transport } from "../transport";
+import type { Clock, LinkCloseReason, Transport } from "../transport";
 
 /**
  * A driver's states, reported to onState (why: a short reason, never a secret):
@@ -15,10 +15,16 @@ import type { Clock, Transport } from "../transport";
  * "connected", "failed" (why: the reason the open ended).
  */
 export type ModemState = "resetting" | "joining" | "attaching" | "joined" | "connecting" | "connected" | "failed";
+/**
+ * The `why` of a state report: the reason the open ended ("failed"; "joined" when
+ * the bearer outlives the socket), the driver's own LinkCloseReason; or the signal
+ * while "attaching" (the AT+CSQ line).
+ */
+export type ModemStateDetail = LinkCloseReason | `+CSQ: ${string}`;
 
 /** A driver: a Transport over the AT engine, reporting its states to `onState`. */
 export interface ModemDriver extends Transport {
-  onState: (state: ModemState, why?: string) => void;
+  onState: (state: ModemState, why?: ModemStateDetail) => void;
 }
 
 export interface ModemDriverModule<Options = any> {

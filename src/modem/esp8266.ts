@@ -36,8 +36,8 @@
  */
 import type { AtEngine } from "../at/engine";
 import type { BoardDef, Pulse } from "../board/board";
-import type { Bytes, Clock, Transport, TransportHandler } from "../transport";
-import type { ModemState } from "./driver";
+import type { Bytes, Clock, CommonCloseReason, Transport, TransportHandler } from "../transport";
+import type { ModemState, ModemStateDetail } from "./driver";
 
 /**
  * The ESP8266's unsolicited lines (prefix match, also after a "0," link id),
@@ -47,6 +47,26 @@ import type { ModemState } from "./driver";
  * each (docs/espruino.md).
  */
 export const ESP8266_URCS = [/^CLOSE|^CONNECT|^ALREADY|^\d, *C/, /^WIFI|^ready|^busy /];
+
+/**
+ * Why an ESP8266 socket ended (onClose, and the "failed" state's why): the common
+ * reasons (src/transport.ts) and the ones listed at the top of this file. Where
+ * the module's own words follow a prefix, the type names the prefix.
+ */
+export type Esp8266CloseReason =
+  | CommonCloseReason
+  | "reboot" // a spontaneous "ready"
+  | "timeout" // a command went unanswered: the next open() starts from the reset
+  | "WIFI DISCONNECT"
+  | `send ${string}` // AT+CIPSEND ended otherwise than SEND OK: "send SEND FAIL", "send ERROR", "send busy p..."
+  | `connect ${string}` // AT+CIPSTART failed: "connect DNS Fail", "connect no ip", "connect ERROR"
+  | `wifi ${string}` // AT+CWJAP failed: "wifi wrong password", "wifi no AP", "wifi FAIL"
+  | `AT${string}`; // another bring-up command failed: "<command> <final>", e.g. "ATE0 ERROR"
+declare module "../transport" {
+  interface LinkCloseReasons {
+    esp8266: Esp8266CloseReason;
+  }
+}
 
 export interface EspOptions {
   ssid: string;
@@ -80,7 +100,7 @@ const RESET_TIMEOUT_MS = 6e3;
 const HARD_RESET_WAIT_MS = 60e3;
 const HARD_RESET_REPEAT_MS = 6e3;
 /** Reasons for the +CWJAP:<n> failure codes; "timeout" and "failed" serve elsewhere too. */
-const CWJAP_FAILURES = ["", "timeout", "wrong password", "no AP", "failed"];
+const CWJAP_FAILURES = ["", "timeout", "wrong password", "no AP", "failed"] as const;
 const TIMEOUT = 1;
 const FAILED = 4;
 
@@ -90,7 +110,7 @@ const FAILED = 4;
  */
 export class Esp8266 implements Transport {
   /** State reports; by default they go to opts.log. */
-  onState!: (state: ModemState, why?: string) => void;
+  onState!: (state: ModemState, why?: ModemStateDetail) => void;
   open!: (host: string, port: number, handler: TransportHandler) => void;
   write!: (bytes: Bytes) => void;
   close!: () => void;
@@ -113,7 +133,7 @@ export class Esp8266 implements Transport {
       sendAttempt!: number,
       /** Backslash before `,` `"` and `\\` (the AT firmware's escape rule for SSID and password). */
       escapeForAt = (text: string) => text.replace(/[,"\\]/g, (special) => "\\" + special),
-      state = (name: ModemState, why?: string) => me.onState(name, why),
+      state = (name: ModemState, why?: Esp8266CloseReason) => me.onState(name, why),
       /**
        * Sends a command; onReply gets the final and the lines of every reply but a
        * TIMEOUT (which resets) and none from an older generation. `data`: CIPSEND
@@ -133,7 +153,7 @@ export class Esp8266 implements Transport {
         });
       },
       /** Ends the socket of the current open(): onClose exactly once; any reason but "closed" is a failure. */
-      endSocket = (why: string, ended?: TransportHandler | 0) => {
+      endSocket = (why: Esp8266CloseReason, ended?: TransportHandler | 0) => {
         ended = handler;
         generation++;
         socketOpen = sendAttempt = handler = 0;
@@ -147,7 +167,7 @@ export class Esp8266 implements Transport {
         }
       },
       /** The module stopped answering or rebooted: the next open() starts from the reset. */
-      resetModule = (why: string) => {
+      resetModule = (why: Esp8266CloseReason) => {
         moduleState = RESET_NEEDED;
         endSocket(why);
         engine.abort();
@@ -166,7 +186,7 @@ export class Esp8266 implements Transport {
                 ? ((outgoing = outgoing.slice(piece!.length)), (sendAttempt = 0), pump())
                 : final[0] == "b" && ++sendAttempt < MAX_SEND_ATTEMPTS + 1
                   ? clock.setTimeout(() => sentIn == generation && attempt!(), BUSY_BACKOFF_STEP_MS * sendAttempt)
-                  : endSocket("send " + final),
+                  : endSocket(("send " + final) as `send ${string}`),
             piece,
           );
         if (!sendAttempt && piece) {
@@ -180,7 +200,7 @@ export class Esp8266 implements Transport {
       wifiLost = line == "WIFI DISCONNECT";
       if (line == "ready") resetModule("reboot");
       if (wifiLost) moduleState = moduleState && JOIN_NEEDED;
-      if ((wifiLost || line == "CLOSED") && socketOpen) endSocket(line);
+      if ((wifiLost || line == "CLOSED") && socketOpen) endSocket(line as "WIFI DISCONNECT" | "CLOSED");
     };
     engine.onData = (bytes) => socketOpen && (handler as TransportHandler).onData(bytes);
     me.open = (host, port, openHandler, joinCommand?: string, connectCommand?: string, runInTurn?: (commands: string[]) => void, connectCommands?: string[], resetIn?: number, pulseUntilReady?: () => unknown) => {
@@ -202,10 +222,10 @@ export class Esp8266 implements Transport {
             ? endSocket(
                 text == joinCommand
                   ? // a failed join: "+CWJAP:<n>" then FAIL (1.x) or ERROR (2.x)
-                    "wifi " + (CWJAP_FAILURES[lines.join()[7] as any] || final)
+                    (("wifi " + (CWJAP_FAILURES[lines.join()[7] as any] || final)) as `wifi ${string}`)
                   : text == connectCommand
-                    ? "connect " + (lines[0] || final) // "DNS Fail", "no ip" or the final
-                    : text + " " + final,
+                    ? (("connect " + (lines[0] || final)) as `connect ${string}`) // "DNS Fail", "no ip" or the final
+                    : ((text + " " + final) as `AT${string}`),
               )
             : text == connectCommand
               ? ((socketOpen = 1), state("connected"), openHandler.onOpen())

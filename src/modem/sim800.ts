@@ -41,8 +41,8 @@
  */
 import type { AtEngine } from "../at/engine";
 import type { BoardDef, Pulse } from "../board/board";
-import type { Bytes, Clock, Transport, TransportHandler } from "../transport";
-import type { ModemState } from "./driver";
+import type { Bytes, Clock, CommonCloseReason, Transport, TransportHandler } from "../transport";
+import type { ModemState, ModemStateDetail } from "./driver";
 
 /**
  * The SIM800's unsolicited lines (prefix match), registered with the AT engine:
@@ -52,6 +52,28 @@ import type { ModemState } from "./driver";
  * (docs/espruino.md).
  */
 export const SIM800_URCS = [/^CLOSE|^CONNECT|^ALREADY|^\d, *C/, /^RDY|^Call|^SMS|^NORMAL|^UNDER|^\+PDP/];
+
+/**
+ * Why a SIM800 open ended (onClose, and the why of the "failed" or "joined" state
+ * that goes with it): the common reasons (src/transport.ts), or the module's own
+ * words, as described at the top of this file.
+ */
+export type Sim800CloseReason =
+  | CommonCloseReason
+  | "TIMEOUT" // a command went unanswered: the module is stuck (the bearer counts as down)
+  | "no answer" // the AT probe went unanswered until the registration deadline
+  | "no network" // AT+CREG? found no registration by the deadline
+  | `+CPIN${string}` // the SIM is not ready: its answer ("+CPIN: SIM PIN"; no SIM: "+CPIN? +CME ERROR: 10")
+  | `+CIPSSL ${string}` // AT+CIPSSL=1 refused (a firmware without SSL): "+CIPSSL ERROR"
+  | `${string}ERROR${string}` // a step's error, "<step> <final>" ("+CIICR ERROR"), or AT+CIPSTART's / AT+CIPSEND's ("+CME ERROR: 3")
+  | "SEND FAIL" | "BUSY" // AT+CIPSEND's final (BUSY: the AT engine's queue was full; AT+CIPSTART's too)
+  | "CONNECT FAIL" | "ALREADY CONNECT" | "CLOSE OK" // AT+CIPSTART's final (CLOSE OK or CLOSED: a failed TLS handshake)
+  | `RDY${string}` | `${string}DOWN` | `${string}DEACT`; // restarted, powered down ("NORMAL POWER DOWN"), the PDP context lost ("+PDP: DEACT")
+declare module "../transport" {
+  interface LinkCloseReasons {
+    sim800: Sim800CloseReason;
+  }
+}
 
 export interface Sim800Options {
   apn: string;
@@ -116,7 +138,7 @@ const MAX_QUEUED_BYTES = 4096;
  */
 export class Sim800 implements Transport {
   /** State reports; by default they go to opts.log. */
-  onState!: (state: ModemState, why?: string) => void;
+  onState!: (state: ModemState, why?: ModemStateDetail) => void;
   open!: (host: string, port: number, handler: TransportHandler) => void;
   write!: (bytes: Bytes) => void;
   close!: () => void;
@@ -144,7 +166,7 @@ export class Sim800 implements Transport {
       registrationDeadline: number,
       /** The command of each step (CSTT and CIPSTART are filled in). */
       steps = STEP_COMMANDS.split("|"),
-      state = (name: ModemState, why?: string) => {
+      state = (name: ModemState, why?: ModemStateDetail) => {
         me.onState(name, why);
       },
       /**
@@ -153,7 +175,7 @@ export class Sim800 implements Transport {
        * or the bring-up was given up): the engine's queue is dropped and the
        * bearer counts as down.
        */
-      end = (why: string, bearerLost?: unknown, ended?: TransportHandler | 0) => {
+      end = (why: Sim800CloseReason, bearerLost?: unknown, ended?: TransportHandler | 0) => {
         ended = handler;
         generation++;
         handler = socket = step = 0;
@@ -185,7 +207,7 @@ export class Sim800 implements Transport {
         });
       },
       /** Closes the socket with a reason (CIPCLOSE); gives a bring-up up at once. */
-      closeSocket = (why: string, previous?: SocketState) => {
+      closeSocket = (why: Sim800CloseReason, previous?: SocketState) => {
         // A send in flight is abandoned (its ABORTED finds SOCKET_CLOSING: ignored). "CLOSE OK";
         // a "CLOSED" from the peer meanwhile ends it as well.
         if (handler && socket != SOCKET_CLOSING)
@@ -201,12 +223,12 @@ export class Sim800 implements Transport {
           socket = SOCKET_SENDING;
           command("+CIPSEND=" + piece.length, LONG_TIMEOUT_MS, (final) => {
             if (socket! > SOCKET_CLOSING) socket = SOCKET_CONNECTED;
-            final == "SEND OK" ? pump() : closeSocket(final);
+            final == "SEND OK" ? pump() : closeSocket(final as Sim800CloseReason);
           }, 0, 0, 0, piece);
         }
       },
       /** Not there yet: poll again until the deadline (1), then fail with why. */
-      pollUntilDeadline = (why: string) => (clock.now() < registrationDeadline ? 1 : why),
+      pollUntilDeadline = (why: Sim800CloseReason) => (clock.now() < registrationDeadline ? 1 : why),
       /** Runs a step of the bring-up; at CIPSTART with TLS, AT+CIPSSL=1 first (sslSet: done). */
       runStep = (index: number, sslSet?: unknown): void => {
         step = index;
@@ -215,7 +237,7 @@ export class Sim800 implements Transport {
           bearerUp = 1;
           state("connecting");
           // TLS: AT+CIPSSL=1 before AT+CIPSTART (ERROR: a firmware without SSL)
-          if (options.ssl) return command("+CIPSSL=1", COMMAND_TIMEOUT_MS, (final) => (final == "OK" ? runStep(index, 1) : end("+CIPSSL " + final)));
+          if (options.ssl) return command("+CIPSSL=1", COMMAND_TIMEOUT_MS, (final) => (final == "OK" ? runStep(index, 1) : end(("+CIPSSL " + final) as `+CIPSSL ${string}`)));
         }
         command(
           steps[index],
@@ -230,7 +252,7 @@ export class Sim800 implements Transport {
                 ? // "+CPIN: SIM PIN" / "SIM PUK" fail as that line; no SIM as "+CPIN? +CME ERROR: 10"
                   !/READY/.test(lines) && lines
                 : index == CSQ
-                  ? state("attaching", lines) // with the signal: "+CSQ: <rssi>,<ber>"
+                  ? state("attaching", lines as `+CSQ: ${string}`) // with the signal: "+CSQ: <rssi>,<ber>"
                   : index == CREG
                     ? !/G: \d,[15]/.test(lines) && pollUntilDeadline("no network")
                     : // AT+CIPSTART: all but CONNECT OK fail; all but CONNECT FAIL, CLOSED
@@ -268,7 +290,7 @@ export class Sim800 implements Transport {
         bearerUp = 0;
         poweredDown = poweredDown || /N$/.test(line);
         // (step is nonzero only while an open() is past the probe: end() zeroes it)
-        if (step) end(line, 1);
+        if (step) end(line as Sim800CloseReason, 1);
       }
     };
     // One open() at a time: the next one after this one's onClose.

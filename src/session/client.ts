@@ -72,8 +72,8 @@
  *   Exceptions thrown by app callbacks are caught and passed to onError.
  */
 import { encode, Decoder, CONNECT, CONNACK, PUBLISH, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE, SUBACK, UNSUBSCRIBE, PINGREQ, DISCONNECT } from "../codec";
-import type { PublishPacket, QoS, Will, DecoderSink } from "../codec";
-import type { Bytes, Clock, Transport, TransportHandler } from "../transport";
+import type { PublishPacket, QoS, Will, DecoderSink, DecoderError, ThrownText } from "../codec";
+import type { Bytes, Clock, LinkCloseReason, Transport, TransportHandler } from "../transport";
 
 export interface MqttOptions {
   host: string;
@@ -92,15 +92,32 @@ export interface MqttOptions {
   random?: () => number;
 }
 
-export type Callback = (err?: string, granted?: number) => void;
+/** A CONNACK refusal: "refused: " + the return code (1..5, or any other code that came). */
+export type Refusal = `refused: ${number}`;
+/**
+ * Why the session itself ends a connection (reported to onError, then as onClose's
+ * reason); a decoder error is the codec's word ("length", "type", ...).
+ */
+export type SessionCloseReason = "connect timeout" | "ping timeout" | "protocol error" | Refusal | DecoderError;
+/** onClose's reason: the session's own, "disconnect" (disconnect() was called), else the transport's. */
+export type MqttCloseReason = SessionCloseReason | "disconnect" | LinkCloseReason;
+/**
+ * What onError gets: a reason the session closes for, a refused filter no callback
+ * was waiting for, a dropped "oversize" packet, or what an app callback threw.
+ */
+export type MqttError = SessionCloseReason | `subscription refused: ${string}` | ThrownText;
+/** The err of a publish / subscribe / unsubscribe callback (see above); undefined on success. */
+export type CallbackError = "full" | "offline" | "refused";
+
+export type Callback = (err?: CallbackError, granted?: number) => void;
 
 export interface MqttClient {
   /** True between a successful CONNACK and the end of that connection (read it; the client sets it). */
   connected: boolean;
   onConnect?: (sessionPresent: boolean) => void;
   onMessage?: (topic: string, payload: Bytes, packet: PublishPacket) => void;
-  onClose?: (reason: string) => void;
-  onError?: (err: string) => void;
+  onClose?: (reason: MqttCloseReason) => void;
+  onError?: (err: MqttError) => void;
   /** Starts connecting now; keeps reconnecting until disconnect(). */
   connect(): void;
   /** Sends DISCONNECT and closes; no reconnect. Table entries stay for a later connect(). */
@@ -161,7 +178,7 @@ export const MqttClient = function (this: MqttClient, transport: Transport, cloc
   /** connect() called and disconnect() not. */
   let connectWanted: boolean | undefined;
   /** Reason of a close we asked for. */
-  let closeReason: string | undefined;
+  let closeReason: SessionCloseReason | "disconnect" | "" | undefined;
   /** The one pending timer (back-off, connect timeout or keep-alive), or null/undefined. */
   let timer: unknown;
   /** Next reconnect back-off. */
@@ -183,13 +200,13 @@ export const MqttClient = function (this: MqttClient, transport: Transport, cloc
 
   /** Calls an app callback or handler, if set (as a plain function: handlers get no `this`). */
   const callIfSet = (callback?: Function, first?: any, second?: any, third?: any) => callback && callback(first, second, third);
-  const reportError = (message: string) => callIfSet(me.onError, message);
+  const reportError = (message: MqttError) => callIfSet(me.onError, message);
   /** Runs f; whatever it throws becomes onError (never out of a handler or timer). */
   const guarded = (f: (arg?: any) => void, arg?: any) => {
     try {
       f(arg);
     } catch (thrown) {
-      reportError("" + thrown);
+      reportError(("" + thrown) as ThrownText);
     }
   };
   /**
@@ -211,7 +228,7 @@ export const MqttClient = function (this: MqttClient, transport: Transport, cloc
     entry.dup = true;
   };
   /** Closes the transport for `reason` (reported); onClose(reason) follows, then a reconnect if wanted. */
-  const closeWith = (reason: string) => {
+  const closeWith = (reason: SessionCloseReason) => {
     reportError((closeReason = reason));
     transport.close();
   };
@@ -222,7 +239,7 @@ export const MqttClient = function (this: MqttClient, transport: Transport, cloc
     // a packet that cannot be encoded throws (encode), to the caller, and never enters the outbox
     outbox.length < options.maxInflight
       ? ((packet.id = nextPacketId()), (packet._callback = callback), encode(packet), outbox.push(packet), accepted && resend(packet))
-      : callIfSet(callback, "full");
+      : callIfSet(callback, "full" satisfies CallbackError);
   };
   /**
    * Subscribes again to the refused filters, through the outbox (sent now or after the
@@ -246,7 +263,7 @@ export const MqttClient = function (this: MqttClient, transport: Transport, cloc
   };
   const onPacket = (packet: any) => {
     const type = packet.type, packetId = packet.id, qos = packet.qos, sendAck = (ackType: number) => send({ type: ackType, id: packetId });
-    let returnCode: number, entry: OutboxEntry, callbackError, grantedQos;
+    let returnCode: number, entry: OutboxEntry, callbackError: CallbackError | undefined, grantedQos;
     lastReceivedAt = clock.now();
     pingSentAt = 0;
     // the first packet must be CONNACK, and only the first
@@ -254,7 +271,7 @@ export const MqttClient = function (this: MqttClient, transport: Transport, cloc
     if (type == CONNACK) {
       // back-off: reset by an acceptance, longest after a refusal 4 or 5
       backoffMs = (returnCode = packet.returnCode) > SERVER_UNAVAILABLE ? options.backoffMax : returnCode ? backoffMs : options.backoffMin;
-      if (returnCode) return closeWith("refused: " + returnCode);
+      if (returnCode) return closeWith(("refused: " + returnCode) as Refusal);
       accepted = me.connected = true;
       if (!packet.sessionPresent) {
         inboundQos2Ids = [];
@@ -290,7 +307,7 @@ export const MqttClient = function (this: MqttClient, transport: Transport, cloc
           // a refused filter is reported, and tried again after the back-off
           (subscription._refused = (grantedQos = packet.granted[index]) > MAX_GRANTED_QOS) &&
             (resubscribeTimer || ((resubscribeTimer = clock.setTimeout(resubscribeRefused, resubscribeBackoffMs)), (resubscribeBackoffMs = Math.min(resubscribeBackoffMs * 2, options.backoffMax))),
-            entry._callback ? (callbackError = "refused") : reportError("subscription refused: " + subscription.topic));
+            entry._callback ? (callbackError = "refused") : reportError(("subscription refused: " + subscription.topic) as `subscription refused: ${string}`));
         });
       callIfSet(entry._callback, callbackError, grantedQos);
     }
@@ -343,6 +360,6 @@ export const MqttClient = function (this: MqttClient, transport: Transport, cloc
   };
   me.publish = (topic, payload, qos, retain, callback) => {
     const packet = { type: PUBLISH, topic, payload, qos, retain };
-    qos ? enqueue(packet, callback) : callIfSet(callback, accepted ? send(packet) : "offline");
+    qos ? enqueue(packet, callback) : callIfSet(callback, accepted ? send(packet) : ("offline" satisfies CallbackError));
   };
 } as unknown as new (transport: Transport, clock: Clock, opts: MqttOptions) => MqttClient;

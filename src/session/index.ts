@@ -4,5 +4,5 @@
  * ../codec (not re-exported here, so a build that does not use it leaves it out).
  */
 export { MqttClient } from "./client";
-export type { MqttOptions, Callback } from "./client";
-export type { Bytes, Clock, Transport, TransportHandler } from "../transport";
+export type { MqttOptions, Callback, CallbackError, MqttCloseReason, MqttError, Refusal, SessionCloseReason } from "./client";
+export type { Bytes, Clock, LinkCloseReason, Transport, TransportHandler } from "../transport";

@@ -7,8 +7,15 @@ import { describe, it, expect, beforeEach } from "vitest";
 import { MqttClient, type MqttOptions } from "../../src/session/index";
 import { type Packet } from "../../src/codec/index";
 import { encodeServer as encode, ServerDecoder } from "../../src/codec/server";
-import type { Transport, TransportHandler } from "../../src/transport";
+import type { LinkCloseReason, Transport, TransportHandler } from "../../src/transport";
 import { FakeClock } from "../support/fake-clock";
+
+/** The scripted transport's own close reasons (the contract's list grows by one entry per transport). */
+declare module "../../src/transport" {
+  interface LinkCloseReasons {
+    scriptTransport: "refused" | "reset" | "late";
+  }
+}
 
 class ScriptTransport implements Transport {
   h: TransportHandler | null = null;
@@ -41,7 +48,7 @@ class ScriptTransport implements Transport {
     this.drop("closed");
   }
   /** The link is gone (or closed). */
-  drop(reason = "reset"): void {
+  drop(reason: LinkCloseReason = "reset"): void {
     const h = this.h;
     this.h = null;
     h && h.onClose(reason);

@@ -8,7 +8,7 @@
 import mqttPacket from "mqtt-packet";
 import { AtEngine } from "../../src/at/engine";
 import type { Clock, Transport, TransportHandler } from "../../src/transport";
-import type { ModemState } from "../../src/modem/driver";
+import type { ModemState, ModemStateDetail } from "../../src/modem/driver";
 import { startAedes } from "./brokers";
 import type { ModemSimCore } from "../../scripts/simulators/modem-sim/core";
 
@@ -71,7 +71,7 @@ export function trickyPayload(): string {
  * A driver (M) on the real AT engine, wired to a simulator (S). A subclass
  * builds the simulator, calls wire() and builds the driver on this.engine.
  */
-export abstract class ModemRig<S extends ModemSimCore, M extends Transport & { onState: (state: ModemState, why?: string) => void }> {
+export abstract class ModemRig<S extends ModemSimCore, M extends Transport & { onState: (state: ModemState, why?: ModemStateDetail) => void }> {
   sim!: S;
   engine!: AtEngine;
   modem!: M;

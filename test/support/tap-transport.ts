@@ -10,7 +10,7 @@
  */
 import { Decoder, type DecoderSink, type Packet } from "../../src/codec/index";
 import { ServerDecoder } from "../../src/codec/server";
-import type { Bytes, Transport, TransportHandler } from "../../src/transport";
+import type { Bytes, LinkCloseReason, Transport, TransportHandler } from "../../src/transport";
 
 export type Dir = "in" | "out";
 
@@ -50,7 +50,7 @@ export class TapTransport implements Transport {
         inDec.push(bytes, sink);
         h.onData(bytes);
       },
-      onClose: (reason: string) => h.onClose(reason),
+      onClose: (reason: LinkCloseReason) => h.onClose(reason),
     });
   }
 

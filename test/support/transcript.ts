@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { AtEngine } from "../../src/at/engine";
 import type { Transport } from "../../src/transport";
-import type { ModemState } from "../../src/modem/driver";
+import type { ModemState, ModemStateDetail } from "../../src/modem/driver";
 import { FakeClock } from "./fake-clock";
 
 export interface Step {
@@ -39,7 +39,7 @@ export function loadTranscript(dir: string, file: string): Step[] {
 
 /** A driver under replay: a transport that reports its states. */
 export interface ReplayedModem extends Transport {
-  onState: (state: ModemState, why?: string) => void;
+  onState: (state: ModemState, why?: ModemStateDetail) => void;
 }
 
 /** What differs between the modems' transcript replays. */
