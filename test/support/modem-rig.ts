@@ -1,6 +1,6 @@
 /**
- * What the modem rigs share (test/support/esp8266-rig.ts, the SIM800 rig in
- * test/modem/sim800-over-simulator.test.ts): a driver on the real AT engine, wired to a modem
+ * What the modem rigs share (test/support/esp8266-rig.ts, test/support/sim800-rig.ts):
+ * a driver on the real AT engine, wired to a modem
  * simulator whose sockets reach an in-process Aedes broker on loopback. MQTT
  * is spoken as raw bytes (mqtt-packet as the oracle), so these rigs need
  * nothing from src/session/.
