@@ -45,7 +45,7 @@ let started = false;
 function start(): void {
   if (started) return;
   // readJSON's second argument: a missing or broken file reads as undefined, not an exception.
-  const config: DeviceConfig | undefined = require("Storage").readJSON(CONFIG_FILE, true);
+  let config: DeviceConfig | undefined = require("Storage").readJSON(CONFIG_FILE, true);
   if (!config || !config.broker) {
     log("no " + CONFIG_FILE);
     setTimeout(start, CONFIG_RETRY_MS);
@@ -116,6 +116,9 @@ function start(): void {
   };
   client.subscribe(commandTopic, 1);
   client.connect();
+  // The handlers above keep this function's locals alive: let the parsed led.json go
+  // (the layers hold the values they need).
+  config = undefined;
 }
 
 // From .bootcde the code runs at every boot and "init" follows it: the guard
