@@ -37,6 +37,8 @@ export interface ModemEntry {
   onControlPulse(sim: ModemSimCore): void;
   /** The board `npm start` simulates by default with this modem. */
   demoBoard: string;
+  /** The AT command (its start) that opens the TCP link: tests count the board's connections by it. */
+  openCommand: string;
 }
 
 /** The WiFi password config.example.json ships with: a configuration still holding it was not filled in. */
@@ -69,6 +71,7 @@ export const MODEMS = {
     simulator: (wifi, opts = {}) => new Esp8266Sim({ ssid: wifi.ssid, password: wifi.password, ...opts }),
     onControlPulse: (sim) => sim.reboot(),
     demoBoard: "espruino-wifi",
+    openCommand: "AT+CIPSTART",
   },
   sim800: {
     title: "SIM800",
@@ -81,6 +84,7 @@ export const MODEMS = {
     simulator: (gprs, opts = {}) => new Sim800Sim({ apn: gprs.apn, ...opts }),
     onControlPulse: (sim) => (sim as Sim800Sim).powerKey(),
     demoBoard: "pico",
+    openCommand: "AT+CIPSTART",
   },
   sim7600: {
     title: "SIM7600 / A7670 (LTE)",
@@ -100,6 +104,7 @@ export const MODEMS = {
     simulator: (gprs, opts = {}) => new Sim7600Sim({ apn: gprs.apn, ...opts }),
     onControlPulse: (sim) => (sim as Sim7600Sim).powerKey(),
     demoBoard: "pico",
+    openCommand: "AT+CIPOPEN",
   },
 } satisfies Record<string, ModemEntry>;
 

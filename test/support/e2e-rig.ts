@@ -400,6 +400,11 @@ export class Rig {
     return this.wire.slice(from).filter((e) => e.dir === "board>").map((e) => e.bytes).join("");
   }
 
+  /** The connections the board opened: its modem's open command (the registry's openCommand) sent. */
+  opens(): number {
+    return this.commands(modemEntry(this.modem).openCommand).length;
+  }
+
   /** AT commands the board sent (all, or matching a prefix). */
   commands(prefix = ""): string[] {
     return (this.sim as { commands: string[] }).commands.filter((c) => c.startsWith(prefix));
