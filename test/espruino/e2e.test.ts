@@ -1,5 +1,5 @@
 /**
- * The real-interpreter tier: the Linux-board builds of both modems, each booted
+ * The real-interpreter tier: the Linux-board builds of every modem, each booted
  * from Storage in Espruino's own interpreter (ESPRUINO_BIN), against the modem
  * simulator on a pseudo-terminal and Aedes on loopback, with MQTT.js as the phone.
  * What the virtual board cannot show: the real parser, the real timers, the real
@@ -15,6 +15,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startAedes, type AedesBroker } from "../support/brokers";
 import { FAKETIME_LIB, Phone, RealBoard, realBoardUnavailable, sleep, until } from "../support/real-board";
 import type { ModemKind } from "../../src/board/board";
+import { MODEM_KINDS } from "../../scripts/modems";
 
 const why = realBoardUnavailable();
 if (why) console.log(`test/espruino/e2e.test.ts skipped: ${why}`);
@@ -30,7 +31,7 @@ function pingLog(broker: AedesBroker): number[] {
   return at;
 }
 
-describe.skipIf(!!why).each(["esp8266", "sim800"] as ModemKind[])("real interpreter, linux-%s from Storage", (modem) => {
+describe.skipIf(!!why).each(MODEM_KINDS as ModemKind[])("real interpreter, linux-%s from Storage", (modem) => {
   let broker: AedesBroker;
   let phone: Phone;
   let board: RealBoard | undefined;

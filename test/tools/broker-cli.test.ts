@@ -199,7 +199,7 @@ describe("command lines are checked before anything starts", () => {
     [["--duration", "0"], '--duration must be a whole number from 1 to 86400 (seconds), not "0"'],
     [["--listen", "my-laptop"], '--listen must be an IP address of this machine, such as 127.0.0.1 (this machine only) or 0.0.0.0 (every network), not "my-laptop"'],
     [["--board", "nano"], '--board: unknown board "nano"; the boards are discovery-f4, espruino-wifi, linux, nucleo-f401re, original, pico'],
-    [["--modem", "lte"], '--modem must be esp8266 or sim800 or sim7600, not "lte"'],
+    [["--modem", "lte"], '--modem must be esp8266, sim800 or sim7600, not "lte"'],
     [["--modem", "sim800", "--board", "espruino-wifi"], "--board espruino-wifi is built for esp8266, not --modem sim800"],
     [["--port", "1883", "--ws-port", "1883"], "--port and --ws-port must differ (both are 1883)"],
     [["--keepalive"], "--keepalive needs a value (SECONDS)"],
