@@ -6,7 +6,7 @@ const board: BoardDef = {
   title: "STM32F4DISCOVERY",
   chip: "STM32F407VGT6",
   vars: 5450,
-  modems: ["esp8266", "sim800"],
+  modems: ["esp8266", "sim800", "sim7600"],
   uart: "Serial3",
   rx: "D9",
   tx: "D8",

@@ -10,7 +10,7 @@ const board: BoardDef = {
   title: "Espruino on Linux (Raspberry Pi)",
   chip: "any",
   vars: 20000,
-  modems: ["esp8266", "sim800"],
+  modems: ["esp8266", "sim800", "sim7600"],
   uart: "Serial1",
   path: "/dev/serial0",
   baud: 115200,

@@ -6,7 +6,7 @@ const board: BoardDef = {
   title: "Nucleo-F401RE",
   chip: "STM32F401RET6",
   vars: 5376,
-  modems: ["esp8266", "sim800"],
+  modems: ["esp8266", "sim800", "sim7600"],
   uart: "Serial1",
   rx: "A10",
   tx: "A9",

@@ -6,7 +6,7 @@ const board: BoardDef = {
   title: "Espruino Original",
   chip: "STM32F103RCT6",
   vars: 2756,
-  modems: ["esp8266", "sim800"],
+  modems: ["esp8266", "sim800", "sim7600"],
   uart: "Serial2",
   rx: "A3",
   tx: "A2",

@@ -6,7 +6,7 @@ const board: BoardDef = {
   title: "Espruino Pico",
   chip: "STM32F401CDU6",
   vars: 5100,
-  modems: ["esp8266", "sim800"],
+  modems: ["esp8266", "sim800", "sim7600"],
   uart: "Serial2",
   rx: "A3",
   tx: "A2",

@@ -11,6 +11,7 @@ import type { BoardDef } from "../src/board/board";
 import type { ModemSimCore, SimOptions } from "./simulators/modem-sim/core";
 import { Esp8266Sim } from "./simulators/modem-sim/esp8266";
 import { Sim800Sim } from "./simulators/modem-sim/sim800";
+import { Sim7600Sim } from "./simulators/modem-sim/sim7600";
 
 export interface ModemEntry {
   /** For people: "ESP8266". */
@@ -22,8 +23,12 @@ export interface ModemEntry {
   configFields: readonly string[];
   /** LED_* environment variables → path in the configuration. */
   env: Record<string, string>;
-  /** The credential checks of a configuration for this modem (the section may be missing). */
-  validate(section: Record<string, unknown> | undefined, errors: string[]): void;
+  /**
+   * The credential checks of a configuration for this modem (the section may be
+   * missing), and any other setting the modem cannot carry (`config`: the whole
+   * configuration, e.g. broker.tls for a driver without TLS).
+   */
+  validate(section: Record<string, unknown> | undefined, errors: string[], config: Record<string, any>): void;
   /** The board pin whose pulse restarts (or powers) the module; the driver pulses it (src/modem/<kind>.ts: modemOptions). */
   controlPin: "enable" | "pwrkey";
   /** A simulated module of this dialect that accepts these credentials (led.json's section). */
@@ -32,12 +37,19 @@ export interface ModemEntry {
   onControlPulse(sim: ModemSimCore): void;
   /** The board `npm start` simulates by default with this modem. */
   demoBoard: string;
+  /** The AT command (its start) that opens the TCP link: tests count the board's connections by it. */
+  openCommand: string;
 }
 
 /** The WiFi password config.example.json ships with: a configuration still holding it was not filled in. */
 export const EXAMPLE_WIFI_PASSWORD = "change-me-please";
 
 const str = (v: unknown): v is string => typeof v === "string";
+/** The APN section ("gprs") both SIMCom kinds read: apn required, user and password strings. */
+const checkApn = (g: Record<string, unknown> | undefined, errors: string[], title: string) => {
+  if (!g || !str(g.apn) || g.apn === "") errors.push(`gprs.apn is required for a ${title} build (LED_APN)`);
+  for (const k of ["user", "password"]) if (g && g[k] !== undefined && !str(g[k])) errors.push(`gprs.${k} must be a string`);
+};
 const utf8Length = (s: string) => Buffer.byteLength(s, "utf8");
 
 export const MODEMS = {
@@ -59,6 +71,7 @@ export const MODEMS = {
     simulator: (wifi, opts = {}) => new Esp8266Sim({ ssid: wifi.ssid, password: wifi.password, ...opts }),
     onControlPulse: (sim) => sim.reboot(),
     demoBoard: "espruino-wifi",
+    openCommand: "AT+CIPSTART",
   },
   sim800: {
     title: "SIM800",
@@ -66,14 +79,32 @@ export const MODEMS = {
     configKey: "gprs",
     configFields: ["apn", "user", "password"],
     env: { LED_APN: "gprs.apn", LED_APN_USER: "gprs.user", LED_APN_PASSWORD: "gprs.password" },
-    validate(g, errors) {
-      if (!g || !str(g.apn) || g.apn === "") errors.push("gprs.apn is required for a SIM800 build (LED_APN)");
-      for (const k of ["user", "password"]) if (g && g[k] !== undefined && !str(g[k])) errors.push(`gprs.${k} must be a string`);
-    },
+    validate: (g, errors) => checkApn(g, errors, "SIM800"),
     controlPin: "pwrkey",
     simulator: (gprs, opts = {}) => new Sim800Sim({ apn: gprs.apn, ...opts }),
     onControlPulse: (sim) => (sim as Sim800Sim).powerKey(),
     demoBoard: "pico",
+    openCommand: "AT+CIPSTART",
+  },
+  sim7600: {
+    title: "SIM7600 / A7670 (LTE)",
+    // above the SIM800's: reading received data in hex (AT+CIPRXGET=3) and decoding it
+    driverBudget: 2050,
+    // The same APN section as the SIM800's: a board moving from 2G to LTE keeps its led.json.
+    configKey: "gprs",
+    configFields: ["apn", "user", "password"],
+    env: { LED_APN: "gprs.apn", LED_APN_USER: "gprs.user", LED_APN_PASSWORD: "gprs.password" },
+    validate(g, errors, config) {
+      checkApn(g, errors, "SIM7600 / A7670");
+      // src/modem/sim7600.ts carries no TLS (the module's AT+CCH* commands are not used)
+      if (config.broker && config.broker.tls === true)
+        errors.push("broker.tls is not available with the SIM7600 / A7670 driver (no TLS through this modem yet): leave LED_BROKER_TLS unset, or use an ESP8266 or SIM800 build");
+    },
+    controlPin: "pwrkey",
+    simulator: (gprs, opts = {}) => new Sim7600Sim({ apn: gprs.apn, ...opts }),
+    onControlPulse: (sim) => (sim as Sim7600Sim).powerKey(),
+    demoBoard: "pico",
+    openCommand: "AT+CIPOPEN",
   },
 } satisfies Record<string, ModemEntry>;
 

@@ -57,7 +57,7 @@ export function boardId(text: string, flag: string): string {
 
 export const MODEMS = MODEM_KINDS;
 export function modemKind(text: string, flag: string): ModemKind {
-  if (!isModemKind(text)) throw new UsageError(`${flag} must be ${MODEMS.join(" or ")}, not ${JSON.stringify(text)}`);
+  if (!isModemKind(text)) throw new UsageError(`${flag} must be ${MODEMS.slice(0, -1).join(", ")} or ${MODEMS.at(-1)}, not ${JSON.stringify(text)}`);
   return text;
 }
 

@@ -236,8 +236,8 @@ function baudRate(text: string, flag: string): number {
 }
 
 export const START_OPTIONS: OptionSpec[] = [
-  { flag: "--board", arg: "ID", help: "the board to simulate (default espruino-wifi, or pico with --modem sim800)", parse: boardId },
-  { flag: "--modem", arg: "KIND", help: `the modem: ${MODEMS.join(" or ")} (default esp8266)`, parse: modemKind },
+  { flag: "--board", arg: "ID", help: "the board to simulate (default espruino-wifi, or pico with --modem sim800 or sim7600)", parse: boardId },
+  { flag: "--modem", arg: "KIND", help: `the modem: ${MODEMS.slice(0, -1).join(", ")} or ${MODEMS.at(-1)} (default esp8266)`, parse: modemKind },
   { flag: "--port", arg: "N", help: `broker's MQTT over TCP port (default ${DEFAULT_PORT}; 0: any free port)`, parse: portNumber },
   { flag: "--ws-port", arg: "N", help: `broker's MQTT over WebSocket port, also the phone page (default ${DEFAULT_WS_PORT}; 0: any free port)`, parse: portNumber },
   { flag: "--listen", arg: "ADDRESS", help: "address the broker listens on: 127.0.0.1 (default) or 0.0.0.0 (lets a phone on your network in)", parse: listenAddress },

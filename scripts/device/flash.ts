@@ -1,5 +1,5 @@
 /**
- * `npm run flash -- --board <id> [--modem esp8266|sim800] --port /dev/ttyACM0 [--baud 9600]
+ * `npm run flash -- --board <id> [--modem esp8266|sim800|sim7600] --port /dev/ttyACM0 [--baud 9600]
  *                  [--config config.json] [--firmware file.js] [--timeout 60] [--verbose]
  *                  [--dry-run [dir]]`
  *
@@ -34,6 +34,7 @@ import type { Clock } from "../../src/transport";
 import { ROOT } from "../repo";
 import { checkEspruino, formatFinding } from "../build/espruino-check";
 import { loadConfig, redact } from "../config";
+import { isModemKind, MODEM_KINDS } from "../modems";
 import {
   DEFAULT_TIMEOUTS, eraseProgram, finishBoard, prepareBoard, sessionLines,
   type ConsoleOptions, type ConsolePlan, type FinishResult, type PrepareResult, type SessionResult, type Timeouts,
@@ -130,7 +131,7 @@ export function parseArgs(argv: string[]): FlashOptions | { error: string } {
       if (a === "--board") o.board = next();
       else if (a === "--modem") {
         const m = next();
-        if (m !== "esp8266" && m !== "sim800") return { error: `--modem must be esp8266 or sim800, not ${m}` };
+        if (!isModemKind(m)) return { error: `--modem must be ${MODEM_KINDS.join(", ")}, not ${m}` };
         o.modem = m;
       } else if (a === "--port") o.port = next();
       else if (a === "--baud") {
@@ -421,7 +422,7 @@ function boardHint(name: string | undefined): string | undefined {
   return id ? `that is --board ${id}` : undefined;
 }
 
-const USAGE = "usage: npm run flash -- --board <id> [--modem esp8266|sim800] --port /dev/ttyACM0 [--baud 9600] [--config config.json] [--timeout 60] [--verbose] [--dry-run [dir]]";
+const USAGE = "usage: npm run flash -- --board <id> [--modem esp8266|sim800|sim7600] --port /dev/ttyACM0 [--baud 9600] [--config config.json] [--timeout 60] [--verbose] [--dry-run [dir]]";
 
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv.slice(2));

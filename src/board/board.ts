@@ -39,7 +39,7 @@ export interface BoardDef {
   reset?: string;
   /** ESP8266 GPIO0 / BOOT: held high for normal boot. */
   boot?: string;
-  /** SIM800 PWRKEY: pulled low for about 1 s to power on or off. */
+  /** SIMCom PWRKEY (SIM800, SIM7600 / A7670): pulled low to power on or off (the driver picks the length). */
   pwrkey?: string;
   /** SIM800 RST (active low). */
   simReset?: string;

@@ -58,7 +58,7 @@ async function runCommands(r: Rig): Promise<void> {
   expect(r.received("led/state", start).map((m) => m.payload)).toEqual(expectedStates);
   expect(await r.retained("led/state")).toBe(lit ? "on" : "off");
   expect(await r.retained("led/status")).toBe("online");
-  expect(r.commands("AT+CIPSTART").length, "one connection for the whole run").toBe(1);
+  expect(r.opens(), "one connection for the whole run").toBe(1);
   expect(r.problems(), r.diagnostics()).toEqual([]);
 }
 

@@ -32,7 +32,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import mqtt, { type MqttClient } from "mqtt";
 import type { AedesOptions } from "aedes";
 import { VirtualBoard } from "../../scripts/simulators/virtual-board/index";
-import { type Esp8266Sim, type Sim800Sim } from "../../scripts/simulators/modem-sim/index";
+import { type Esp8266Sim, type Sim800Sim, type Sim7600Sim } from "../../scripts/simulators/modem-sim/index";
 import type { BoardDef } from "../../src/board/board";
 import { controlPinOf, modemEntry, type ModemKind } from "../../scripts/modems";
 import type { DeviceConfig } from "../../src/app/config";
@@ -161,7 +161,7 @@ export interface WaitOptions {
 
 export class Rig {
   readonly vb: VirtualBoard;
-  readonly sim: Esp8266Sim | Sim800Sim;
+  readonly sim: Esp8266Sim | Sim800Sim | Sim7600Sim;
   readonly uart: ReturnType<VirtualBoard["uart"]>;
   /** Every byte across the modem UART, with board time. */
   readonly wire: UartEntry[] = [];
@@ -193,7 +193,7 @@ export class Rig {
           ? { host: "127.0.0.1", port: broker.tlsPort }
           : { host: "127.0.0.1", port: 9 };
     const simOpts = { seed: 7, transcript: false, hostMap, ...(opts.sim ?? {}) };
-    this.sim = modemEntry(modem).simulator(modemCredentials[modemEntry(modem).configKey], simOpts) as Esp8266Sim | Sim800Sim;
+    this.sim = modemEntry(modem).simulator(modemCredentials[modemEntry(modem).configKey], simOpts) as Esp8266Sim | Sim800Sim | Sim7600Sim;
     this.vb = new VirtualBoard({
       board,
       clock: "fake",
@@ -229,6 +229,10 @@ export class Rig {
   get sim800(): Sim800Sim {
     if (this.modem !== "sim800") throw new Error(`${this.name}: not a SIM800 rig`);
     return this.sim as Sim800Sim;
+  }
+  get sim7600(): Sim7600Sim {
+    if (this.modem !== "sim7600") throw new Error(`${this.name}: not a SIM7600 rig`);
+    return this.sim as Sim7600Sim;
   }
 
   /** The LED pin: the configured one, else the board's. */
@@ -396,6 +400,11 @@ export class Rig {
     return this.wire.slice(from).filter((e) => e.dir === "board>").map((e) => e.bytes).join("");
   }
 
+  /** The connections the board opened: its modem's open command (the registry's openCommand) sent. */
+  opens(): number {
+    return this.commands(modemEntry(this.modem).openCommand).length;
+  }
+
   /** AT commands the board sent (all, or matching a prefix). */
   commands(prefix = ""): string[] {
     return (this.sim as { commands: string[] }).commands.filter((c) => c.startsWith(prefix));
@@ -512,13 +521,13 @@ export async function bounded<T>(p: Promise<T>, ms: number, what: string, throwO
   }
 }
 
-/** Index of the PINGREQs the board sent (AT+CIPSEND=2 then C0 00), with their board times. */
+/** Index of the PINGREQs the board sent (AT+CIPSEND=2, or =0,2 on link 0, then C0 00), with their board times. */
 export function pingTimes(wire: UartEntry[]): number[] {
   const out: number[] = [];
   let armed = false;
   for (const e of wire) {
     if (e.dir !== "board>") continue;
-    if (/AT\+CIPSEND=2\r/.test(e.bytes)) armed = true;
+    if (/AT\+CIPSEND=2\r|AT\+CIPSEND=0,2\r/.test(e.bytes)) armed = true;
     else if (armed && e.bytes.includes("\xc0\x00")) {
       out.push(e.t);
       armed = false;

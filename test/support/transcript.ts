@@ -66,10 +66,24 @@ export interface ReplayDialect {
   jsonUart?: boolean;
   /** A step's location names the file it stands in (else the fixture replayed). */
   stepFileInWhere?: boolean;
+  /** Also replay each fixture with the module's output cut in seeded random chunks. */
+  randomChunks?: boolean;
 }
 
-/** Runs one fixture; `bytewise` feeds the module's output one byte at a time. */
-export function replayTranscript(d: ReplayDialect, file: string, bytewise: boolean): void {
+/** How the module's output is fed: as the transcript's chunks, byte by byte, or in random chunks (seeded). */
+export type FeedMode = boolean | "random";
+
+/**
+ * Runs one fixture; `bytewise` true feeds the module's output one byte at a time,
+ * "random" in chunks of 1 to 9 bytes drawn from a PRNG seeded by the file name.
+ */
+export function replayTranscript(d: ReplayDialect, file: string, bytewise: FeedMode): void {
+  let seed = 7;
+  for (const c of file) seed = (seed * 31 + c.charCodeAt(0)) >>> 0;
+  const nextChunk = () => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return 1 + ((seed >>> 16) % 9);
+  };
   const steps = loadTranscript(d.dir, file);
   const clock = new FakeClock();
   let uart = "";
@@ -99,12 +113,13 @@ export function replayTranscript(d: ReplayDialect, file: string, bytewise: boole
     onClose: (r: string) => events.push("close " + r),
   };
   const feed = (s: string) => {
-    if (bytewise) for (const c of s) engine.feed(c);
+    if (bytewise == "random") for (let at = 0, n = 0; at < s.length; at += n) engine.feed(s.slice(at, at + (n = nextChunk())));
+    else if (bytewise) for (const c of s) engine.feed(c);
     else engine.feed(s);
     clock.advance(0);
   };
   for (const st of steps) {
-    const where = `${d.stepFileInWhere ? st.file : file}:${st.line} (${st.op} ${st.arg})${bytewise ? " bytewise" : ""}`;
+    const where = `${d.stepFileInWhere ? st.file : file}:${st.line} (${st.op} ${st.arg})${bytewise == "random" ? " in random chunks" : bytewise ? " bytewise" : ""}`;
     const { op, arg } = st;
     if (op == "@opts") continue;
     if (op == "!") {
@@ -150,6 +165,7 @@ export function describeTranscripts(title: string, d: ReplayDialect): void {
     for (const f of files) {
       it(f, () => replayTranscript(d, f, false));
       it(f + " (byte by byte)", () => replayTranscript(d, f, true));
+      if (d.randomChunks) it(f + " (random chunks)", () => replayTranscript(d, f, "random"));
     }
   });
 }

@@ -199,7 +199,7 @@ describe("command lines are checked before anything starts", () => {
     [["--duration", "0"], '--duration must be a whole number from 1 to 86400 (seconds), not "0"'],
     [["--listen", "my-laptop"], '--listen must be an IP address of this machine, such as 127.0.0.1 (this machine only) or 0.0.0.0 (every network), not "my-laptop"'],
     [["--board", "nano"], '--board: unknown board "nano"; the boards are discovery-f4, espruino-wifi, linux, nucleo-f401re, original, pico'],
-    [["--modem", "lte"], '--modem must be esp8266 or sim800, not "lte"'],
+    [["--modem", "lte"], '--modem must be esp8266, sim800 or sim7600, not "lte"'],
     [["--modem", "sim800", "--board", "espruino-wifi"], "--board espruino-wifi is built for esp8266, not --modem sim800"],
     [["--port", "1883", "--ws-port", "1883"], "--port and --ws-port must differ (both are 1883)"],
     [["--keepalive"], "--keepalive needs a value (SECONDS)"],
@@ -221,7 +221,7 @@ describe("command lines are checked before anything starts", () => {
     const help = spawnSync(TSX, ["scripts/demo/start.ts", "--help"], { cwd: ROOT, env: cleanEnv, encoding: "utf8", timeout: 30_000 });
     expect(help.status).toBe(0);
     expect(help.stdout).toBe((await startHelp()) + "\n");
-    for (const s of ["--keepalive SECONDS", "--ws-port N", "boards (--board):", "espruino-wifi   Espruino WiFi (esp8266)", "pico            Espruino Pico (esp8266, sim800)", "modems (--modem): esp8266, sim800"]) expect(help.stdout).toContain(s);
+    for (const s of ["--keepalive SECONDS", "--ws-port N", "boards (--board):", "espruino-wifi   Espruino WiFi (esp8266)", "pico            Espruino Pico (esp8266, sim800, sim7600)", "modems (--modem): esp8266, sim800, sim7600"]) expect(help.stdout).toContain(s);
     expect(help.stdout + help.stderr).not.toMatch(/npm start: building|script\(s\) for/);
 
     const bad = spawnSync(TSX, ["scripts/demo/start.ts", "--keepalive", "-5"], { cwd: ROOT, env: cleanEnv, encoding: "utf8", timeout: 30_000 });

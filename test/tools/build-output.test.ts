@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import os from "node:os";
 import path from "node:path";
 import { ROOT } from "../../scripts/build/bundle";
-import { build, BUILD_TMP, sweepBuildDirs } from "../../scripts/build/build";
+import { build, BUILD_TMP, loadBoards, sweepBuildDirs } from "../../scripts/build/build";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "build-output-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -39,10 +39,12 @@ describe("the build's output directory", () => {
     const lines: string[] = [];
     const r = await build({ entry: "test/fixtures/build/main.ts", outDir: dir, only: ["pico"], typecheck: false, log: (l) => lines.push(l) });
     expect(r.ok, r.errors.join("\n")).toBe(true);
-    expect(lines[0]).toMatch(/^building 2 script\(s\) for pico: .*changes only if all of them succeed$/);
-    expect(readdirSync(dir).sort()).toEqual(["pico-esp8266.js", "pico-sim800.js", "sizes.json"]);
+    // one script per modem the Pico is built for (boards/pico.ts)
+    const picoModems = (await loadBoards()).find(({ board }) => board.id == "pico")!.board.modems;
+    expect(lines[0]).toMatch(new RegExp(`^building ${picoModems.length} script\\(s\\) for pico: .*changes only if all of them succeed$`));
+    expect(readdirSync(dir).sort()).toEqual([...picoModems.map((m) => `pico-${m}.js`), "sizes.json"].sort());
     expect(readFileSync(path.join(dir, "pico-esp8266.js"), "utf8")).toContain("stand-in");
-    expect(JSON.parse(readFileSync(path.join(dir, "sizes.json"), "utf8")).scripts).toHaveLength(2);
+    expect(JSON.parse(readFileSync(path.join(dir, "sizes.json"), "utf8")).scripts).toHaveLength(picoModems.length);
   }, 120_000);
 
   it("Ctrl-C in the middle of a build leaves the output directory as it was; the next build sweeps what it left", async () => {
@@ -65,7 +67,8 @@ describe("the build's output directory", () => {
       });
       child.on("exit", (c) => { clearTimeout(t); resolve(c); });
     });
-    expect(out).toMatch(/^building 11 script\(s\)/m);
+    const scripts = (await loadBoards()).reduce((n, { board }) => n + board.modems.length, 0);
+    expect(out).toMatch(new RegExp(`^building ${scripts} script\\(s\\)`, "m"));
     expect(out, "stopped before the end").not.toMatch(/^built /m);
     expect(code, out).toBe(130);
     expect(contents(dir)).toEqual(before);

@@ -190,3 +190,20 @@ describe("device configuration (scripts/config.ts)", () => {
     expect(Object.values(ENV_KEYS).sort()).toEqual(paths.sort());
   });
 });
+
+describe("the SIM7600 / A7670 (LTE) configuration", () => {
+  const env = { LED_APN: "internet", LED_APN_USER: "jo", LED_APN_PASSWORD: "pw", LED_BROKER_HOST: "b.example", LED_BROKER_PORT: "1883" };
+  it("reads the same gprs section (apn, user, password) as the SIM800", () => {
+    const r = loadConfig({ modem: "sim7600", env });
+    expect(r.errors).toEqual([]);
+    expect(r.config.gprs).toEqual({ apn: "internet", user: "jo", password: "pw" });
+  });
+  it("requires an APN", () => {
+    expect(loadConfig({ modem: "sim7600", env: { ...env, LED_APN: "" } }).errors).toContain("gprs.apn is required for a SIM7600 / A7670 build (LED_APN)");
+  });
+  it("refuses broker.tls (this driver carries no TLS), which the SIM800 accepts", () => {
+    const tls = { ...env, LED_BROKER_TLS: "true" };
+    expect(loadConfig({ modem: "sim7600", env: tls }).errors.join("\n")).toMatch(/^broker\.tls is not available with the SIM7600 \/ A7670 driver/m);
+    expect(loadConfig({ modem: "sim800", env: tls }).errors).toEqual([]);
+  });
+});

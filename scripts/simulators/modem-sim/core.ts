@@ -5,6 +5,7 @@
  *
  * ============================ DIALECT CONTRACT ============================
  * Files: scripts/simulators/modem-sim/esp8266.ts exports `class Esp8266Sim extends ModemSimCore`
+ *        scripts/simulators/modem-sim/sim7600.ts exports `class Sim7600Sim extends ModemSimCore`
  *        scripts/simulators/modem-sim/sim800.ts  exports `class Sim800Sim  extends ModemSimCore`
  * Each has `constructor(opts: SimOptions = {})` (a dialect may accept a wider
  * options type that extends SimOptions) and calls `super(opts)`.

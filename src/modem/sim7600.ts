@@ -1,0 +1,356 @@
+/**
+ * SIMCom LTE driver (SIM7600 series and A76xx / A7670): one TCP socket, link 0,
+ * over the module's own TCP/IP stack in non-transparent mode (AT+CIPMODE=0).
+ * Implements Transport.
+ *
+ *   new Sim7600(engine, clock, { apn, user?, password?, powerOn?, log?, regDeadline?, ssl? })
+ *   (exported as Modem too, the name the app uses)
+ *
+ * Receiving: pulled, not pushed. With AT+CIPRXGET=0 (the default) the module
+ * pushes "+IPD<len>" (or "+RECEIVE,<link>,<len>") on a line of its own and then
+ * <len> raw bytes: the AT engine frames only the ESP8266/SIM800 "+IPD,<len>:"
+ * head and would cut those raw bytes into lines. So the bring-up sets
+ * AT+CIPRXGET=1: the module keeps what arrives and says "+CIPRXGET: 1,0" once;
+ * the driver then reads it with AT+CIPRXGET=3,0,<n>, which answers
+ * "+CIPRXGET: 3,0,<read>,<left>", the bytes as ONE line of hex digits, and OK,
+ * and reads again while <left> is not 0 (the module says nothing new until its
+ * buffer was read empty). Hex is plain AT text, so the engine stays as it is;
+ * it keeps lines of at most 256 characters, hence at most 128 bytes a read.
+ * The price: a command round trip per 128 bytes received, and a decoding loop.
+ *
+ * open() while the network is closed: AT (repeated each second until the
+ * module answers), ATE0, AT+CPIN? (READY, else fails with the SIM's answer),
+ * AT+CSQ (reported with "attaching"), AT+CEREG?;+CGREG? (LTE, or the packet
+ * domain of 2G/3G where the SIM7600 falls back to it; polled each second until
+ * either says 1 home or 5 roaming; regDeadline, from the open, ends both polls),
+ * AT+NETCLOSE (any answer: it closes a network and links left open, say after a
+ * board reset, and answers an error when there is none), AT+CGDCONT=1,"IP",apn,
+ * AT+CGAUTH=1,... (secret: PAP with the password first and the user second, the
+ * order of SIMCom's manual; AT+CGAUTH=1,0 without a user), AT+CIPRXGET=1
+ * (AT+CIPMODE stays at its default 0, non-transparent), AT+NETOPEN (OK, then "+NETOPEN: 0"). Then, and directly while
+ * the network stays open: AT+CIPOPEN=0,"TCP","host",port (OK, then
+ * "+CIPOPEN: 0,0"; any other "+CIPOPEN: 0,<err>", ERROR or "+CME ERROR"
+ * fails the open and the next one starts from AT+NETCLOSE).
+ * Bytes go out with AT+CIPSEND=0,<n>, n <= 1460, one at a time, at most 4,096
+ * bytes waiting: "> ", the n bytes, OK, then "+CIPSEND: 0,<n>,<sent>": sent
+ * short of n (or "+CIPERROR: <err>", ERROR) closes the socket.
+ * close() abandons a send in flight, sends AT+CIPCLOSE=0 (OK, "+CIPCLOSE: 0,<err>")
+ * and reports onClose on its answer. "+IPCLOSE: 0,<reason>" (the peer, or a
+ * send time-out) ends the socket; "+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY"
+ * (the network dropped) and "RDY" / "*ATREADY" (restarted) end it and the
+ * network. A TIMEOUT means a stalled module: the open
+ * ends at once, and the next one probes with AT until it answers. With
+ * powerOn (PWRKEY wired), a module that stays silent for 30 s of probing is
+ * pulsed, and again every 30 s while it stays silent (it boots in about 10 to
+ * 20 s).
+ * TLS (the module's AT+CCH* SSL commands) is not carried: with `ssl` the open
+ * fails with "no TLS" before any byte goes out (the configuration refuses it
+ * first).
+ */
+import type { AtEngine } from "../at/engine";
+import type { BoardDef, Pulse } from "../board/board";
+import type { Bytes, Clock, CommonCloseReason, Transport, TransportHandler } from "../transport";
+import type { ModemState } from "./driver";
+
+/**
+ * The module's unsolicited lines (prefix match), registered with the AT engine:
+ * "+IPCLOSE: 0,<reason>", "+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY",
+ * "+CIPRXGET: 1,0" (data waiting), "RDY" (SIM7600 boot), "*ATREADY: 1" (A76xx
+ * boot). Five alternatives (Espruino's limit is six: docs/espruino.md).
+ */
+export const SIM7600_URCS = [/^\+IPCLOSE|^\+CIPEVENT|^\+CIPRXGET: 1|^RDY|^.ATREADY/];
+
+/**
+ * Why an open ended (onClose, and the why of the "failed" or "joined" state that
+ * goes with it): the common reasons (src/transport.ts), or the module's own words.
+ */
+export type Sim7600CloseReason =
+  | CommonCloseReason
+  | "TIMEOUT" // a command went unanswered: the module is stuck (the network counts as down)
+  | "no answer" // the AT probe went unanswered until the registration deadline
+  | "no network" // neither AT+CEREG? nor AT+CGREG? found a registration by the deadline
+  | "no TLS" // broker.tls asked of a driver without the module's SSL commands
+  | `+CPIN${string}` // the SIM is not ready: its answer ("+CPIN: SIM PIN")
+  | `${string}ERROR${string}` // a step's error ("+CME ERROR: 10", "ERROR", "+CIPERROR: 4")
+  | `+NETOPEN: ${string}` | `+CIPOPEN: ${string}` // AT+NETOPEN / AT+CIPOPEN answered with an error code
+  | `+CIPSEND: ${string}` | "BUSY" // a send confirmed short, or the AT engine's queue was full
+  | `+IPCLOSE: ${string}` // the peer closed the link (or the module did)
+  | `+CIPEVENT: ${string}` // the network dropped ("NETWORK CLOSED UNEXPECTEDLY")
+  | `RDY${string}` | `${string}ATREADY`; // the module restarted
+declare module "../transport" {
+  interface LinkCloseReasons {
+    sim7600: Sim7600CloseReason;
+  }
+}
+
+export interface Sim7600Options {
+  apn: string;
+  user?: string;
+  password?: string;
+  /** Pulses PWRKEY; calls done once the module should be booting. */
+  powerOn?: (done: () => void) => void;
+  /** Receives the state reports (unless onState is replaced) and never a secret. */
+  log?: (line: string) => void;
+  /** ms from open() (probing included) until the network must be registered (default 90000). */
+  regDeadline?: number;
+  /** TLS: not carried by this driver; open() fails with "no TLS". */
+  ssl?: boolean;
+}
+
+/**
+ * The bring-up steps, by name: each is one command after "AT" (the packed list
+ * STEP_COMMANDS below, in this order). PROBE is the probe "AT" itself;
+ * CGDCONT, CGAUTH and CIPOPEN are filled in (the APN and its credentials;
+ * open()'s host and port).
+ */
+const PROBE = 0; // (tested as `!index`)
+const CPIN = 2;
+const CSQ = 3;
+const REGISTRATION = 4;
+const NETCLOSE = 5;
+const CGDCONT = 6;
+const CGAUTH = 7;
+const NETOPEN = 9;
+const CIPOPEN = 10; // the last step
+/** Steps 0..10: "", E0, +CPIN?, +CSQ, +CEREG?;+CGREG?, +NETCLOSE, (CGDCONT), (CGAUTH), +CIPRXGET=1, +NETOPEN, (CIPOPEN). */
+const STEP_COMMANDS = "|E0|+CPIN?|+CSQ|+CEREG?;+CGREG?|+NETCLOSE|||+CIPRXGET=1|+NETOPEN|";
+/**
+ * The steps answered OK and later by a line of their own name ("+NETCLOSE: 0",
+ * "+NETOPEN: 0", "+CIPOPEN: 0,0"): they get the long time-out, and that line ends them.
+ */
+const URC_ANSWERED_STEPS = 1 << NETCLOSE | 1 << NETOPEN | 1 << CIPOPEN;
+/** The name part of a command that ends it ("+NETOPEN", "+NETCLOS", "+CIPOPEN"). */
+const ANSWER_NAME_CHARS = 8;
+
+/** The socket's states. SOCKET_CONNECTED and SOCKET_SENDING share bit 0: the socket takes bytes. */
+const SOCKET_NONE = 0;
+const SOCKET_CONNECTED = 1;
+const SOCKET_CLOSING = 2;
+const SOCKET_SENDING = 3;
+type SocketState = typeof SOCKET_NONE | typeof SOCKET_CONNECTED | typeof SOCKET_CLOSING | typeof SOCKET_SENDING;
+
+/** Time-outs: the AT probe (and the poll interval), ordinary commands, AT+CIPCLOSE and reads. */
+const PROBE_TIMEOUT_MS = 1e3;
+const COMMAND_TIMEOUT_MS = 5e3;
+/** AT+NETCLOSE, AT+NETOPEN, AT+CIPOPEN and AT+CIPSEND: the module's own limits are 120 s (AT+CIPTIMEOUT). */
+const LONG_TIMEOUT_MS = 125e3;
+/** A silent module gets a PWRKEY pulse after this long, and again as long as it stays silent. */
+const POWER_KEY_REPEAT_MS = 30e3;
+/** Default of regDeadline. */
+const REGISTRATION_DEADLINE_MS = 90e3;
+/** At most this many bytes per AT+CIPSEND. */
+const MAX_SEND_CHUNK_BYTES = 1460;
+/** Bytes write() keeps waiting; more closes the socket ("overflow"). */
+const MAX_QUEUED_BYTES = 4096;
+/** Bytes per AT+CIPRXGET=3 read: their hex line fits the engine's 256-character lines. */
+const MAX_READ_BYTES = 128;
+
+/**
+ * The state lives in the constructor's closure (locals minify to one letter
+ * and need no `this.`); open/write/close are bound there. Time-outs are ms on
+ * the injected clock (tests speed it up).
+ */
+export class Sim7600 implements Transport {
+  /** State reports; by default they go to opts.log. */
+  onState!: (state: ModemState, why?: string) => void;
+  open!: (host: string, port: number, handler: TransportHandler) => void;
+  write!: (bytes: Bytes) => void;
+  close!: () => void;
+
+  constructor(engine: AtEngine, clock: Clock, options: Sim7600Options) {
+    const me = this;
+    // One `let` for the state and the helpers. Unset locals read as undefined
+    // (falsy) where that is what they start as. Extra parameters of the
+    // helpers are scratch locals.
+    let /** Handler of the current open(); 0 once its onClose went out. */
+      handler: TransportHandler | 0 | undefined,
+      /** Generation, bumped whenever an open() ends: replies to older ones are ignored. */
+      generation = 0,
+      /** The network is open (AT+NETOPEN done) and link 0 is free. */
+      bearerUp: unknown,
+      /** Time of the next PWRKEY pulse while the probe goes unanswered. */
+      nextPowerKeyAt: number,
+      socket: SocketState | undefined,
+      /** Bytes waiting (at most MAX_QUEUED_BYTES); emptied when a socket connects. */
+      outgoing!: Bytes,
+      /** Step in progress (PROBE while probing, and once end() ran). */
+      step: number | undefined,
+      registrationDeadline: number,
+      /** The command of each step (CGDCONT, CGAUTH and CIPOPEN are filled in). */
+      steps = STEP_COMMANDS.split("|"),
+      state = (name: ModemState, why?: string) => {
+        me.onState(name, why);
+      },
+      /**
+       * Ends the current open(): onClose exactly once. bearerLost: what is in
+       * flight will not be answered usefully (the module restarted, is stuck,
+       * lost the network, or the bring-up was given up): the engine's queue
+       * is dropped and the next open() starts the bring-up again.
+       */
+      end = (why: Sim7600CloseReason, bearerLost?: unknown, ended?: TransportHandler | 0) => {
+        ended = handler;
+        generation++;
+        handler = socket = step = 0;
+        if (bearerLost) {
+          bearerUp = 0;
+          engine.abort();
+        }
+        if (ended) {
+          state(bearerUp ? "joined" : "failed", why);
+          ended.onClose(why);
+        }
+      },
+      /**
+       * Sends "AT" + text; onReply gets the final and the lines (joined by ",") and
+       * never a reply that belongs to an older generation, nor a TIMEOUT but the
+       * probe's: the module is stuck, the open ends and the next open() probes.
+       */
+      command = (text: string, timeoutMs: number, onReply: (final: string, lines: string, sentIn: number) => unknown, finals?: any, secret?: any, okNotFinal?: any, data?: Bytes, sentIn?: any) => {
+        sentIn = generation;
+        engine.send({
+          cmd: "AT" + text,
+          timeout: timeoutMs,
+          done: (reply) => sentIn == generation && (reply.final == "TIMEOUT" && text ? end(reply.final, 1) : onReply(reply.final, reply.lines + "", sentIn)),
+          finals,
+          data,
+          secret,
+          okNotFinal,
+        });
+      },
+      /** Closes the socket with a reason (AT+CIPCLOSE=0); gives a bring-up up at once. */
+      closeSocket = (why: Sim7600CloseReason, previous?: SocketState) => {
+        // A send in flight is abandoned (its ABORTED finds SOCKET_CLOSING: ignored);
+        // a "+IPCLOSE" meanwhile ends the socket as well.
+        if (handler && socket != SOCKET_CLOSING)
+          socket
+            ? ((previous = socket), (socket = SOCKET_CLOSING), previous > SOCKET_CLOSING && engine.abort(true), command("+CIPCLOSE=0", COMMAND_TIMEOUT_MS, () => end(why), ["+CIPCLOSE"], 0, 1))
+            : end(why, 1);
+      },
+      /** Sends the next piece of `outgoing` while the socket is connected and idle. */
+      pump = (piece?: Bytes): void => {
+        if (outgoing && socket == SOCKET_CONNECTED) {
+          piece = outgoing.slice(0, MAX_SEND_CHUNK_BYTES);
+          outgoing = outgoing.slice(MAX_SEND_CHUNK_BYTES);
+          socket = SOCKET_SENDING;
+          // "> ", the bytes, OK (not final), then "+CIPSEND: 0,<asked>,<sent>"
+          command("+CIPSEND=0," + piece.length, LONG_TIMEOUT_MS, (final) => {
+            if (socket! > SOCKET_CLOSING) socket = SOCKET_CONNECTED;
+            final == "+CIPSEND: 0," + piece!.length + "," + piece!.length ? pump() : closeSocket(final as Sim7600CloseReason);
+          }, ["+CIPSEND:", "+CIPERROR"], 0, 1, piece);
+        }
+      },
+      /**
+       * Reads what the module holds (in hex) while the socket takes bytes, again
+       * while it says bytes are left. The module announces data only once its
+       * buffer was read empty, so reads never pile up; a read that finds
+       * nothing ("+IP ERROR: No data", ERROR) is harmless.
+       */
+      read = (): unknown =>
+        socket! & SOCKET_CONNECTED &&
+        command("+CIPRXGET=3,0," + MAX_READ_BYTES, COMMAND_TIMEOUT_MS, (final, lines, sentIn, fields?: any, hex?: any, bytes?: any, at?: any) => {
+          // lines: "+CIPRXGET: 3,0,<read>,<left>,<hex digits>"
+          if (final == "OK") {
+            fields = lines.split(",");
+            hex = fields[4] || "";
+            for (bytes = "", at = 0; at < hex.length; at += 2) bytes += String.fromCharCode(parseInt(hex.substr(at, 2), 16));
+            if (bytes) (handler as TransportHandler).onData(bytes);
+            if (+fields[3]) read();
+          }
+        }),
+      /** Not there yet: poll again until the deadline (1), then fail with why. */
+      pollUntilDeadline = (why: Sim7600CloseReason) => (clock.now() < registrationDeadline ? 1 : why),
+      /** Runs a step of the bring-up. */
+      runStep = (index: number, answeredByName?: number): void => {
+        step = index;
+        if (index == CIPOPEN) {
+          if (options.ssl) return end("no TLS", 1);
+          if (!bearerUp) state("joined");
+          bearerUp = 1;
+          state("connecting");
+        }
+        answeredByName = (URC_ANSWERED_STEPS >> index) & 1;
+        command(
+          steps[index],
+          // (PROBE is step 0: `!index`)
+          index ? answeredByName ? LONG_TIMEOUT_MS : COMMAND_TIMEOUT_MS : PROBE_TIMEOUT_MS,
+          (final, lines, sentIn, outcome?: any) => {
+            // A check gives nothing (next step), 1 (poll again until the deadline) or why it failed.
+            outcome = !index
+              ? // the module answers once it has booted (TIMEOUT: not yet)
+                final != "OK" && pollUntilDeadline("no answer")
+              : index == NETCLOSE
+                ? 0 // closed now, or there was nothing to close (an error): either will do
+                : /ERROR/.test(final)
+                  ? final // e.g. "+CME ERROR: 10" (no SIM), "ERROR"
+                  : index == CPIN
+                    ? // "+CPIN: SIM PIN" / "SIM PUK" fail as that line
+                      !/READY/.test(lines) && lines
+                    : index == CSQ
+                      ? state("attaching", lines) // with the signal: "+CSQ: <rssi>,<ber>"
+                      : index == REGISTRATION
+                        ? !/G: \d,[15]/.test(lines) && pollUntilDeadline("no network")
+                        : // AT+NETOPEN and AT+CIPOPEN: "+NETOPEN: 0" and "+CIPOPEN: 0,0" only
+                          answeredByName && !/[ ,]0$/.test(final) && final;
+            outcome == 1
+              ? // silent for 30 s: PWRKEY, where wired, then probe on
+                !index && options.powerOn && clock.now() >= nextPowerKeyAt
+                ? ((nextPowerKeyAt = clock.now() + POWER_KEY_REPEAT_MS), state("resetting"), options.powerOn(() => sentIn == generation && runStep(PROBE)))
+                : clock.setTimeout(() => sentIn == generation && runStep(index), PROBE_TIMEOUT_MS)
+              : outcome
+                ? end(outcome, 1)
+                : index == CIPOPEN
+                  ? // connected: the bytes waiting are the ones written from now on
+                    ((socket = SOCKET_CONNECTED), (outgoing = ""), state("connected"), (handler as TransportHandler).onOpen(), pump())
+                  : runStep(index + 1);
+          },
+          answeredByName && [steps[index].slice(0, ANSWER_NAME_CHARS)],
+          index == CGAUTH, // AT+CGAUTH carries the APN credentials
+          answeredByName,
+        );
+      };
+    steps[CGDCONT] = `+CGDCONT=1,"IP","${options.apn}"`;
+    steps[CGAUTH] = "+CGAUTH=1," + (options.user ? `1,"${options.password || ""}","${options.user}"` : 0);
+    me.onState = (name, why) => options.log && options.log(name + " " + (why || ""));
+    // (engine.onData stays unset: this module never sends "+IPD," frames)
+    engine.urcs = SIM7600_URCS;
+    engine.onUrc = (line) => {
+      if (/^\+CIPR/.test(line)) read();
+      else if (/^\+IPC/.test(line)) socket && end(line as Sim7600CloseReason);
+      else if (/^\+CIPE|^RDY|^.ATR/.test(line)) {
+        // The network dropped or the module restarted: the socket and the network are gone.
+        bearerUp = 0;
+        // (step is nonzero only while an open() is past the probe: end() zeroes it)
+        if (step) end(line as Sim7600CloseReason, 1);
+      }
+    };
+    // One open() at a time: the next one after this one's onClose.
+    me.open = (host, port, openHandler) => {
+      handler = openHandler;
+      steps[CIPOPEN] = `+CIPOPEN=0,"TCP","${host}",${port}`;
+      registrationDeadline = clock.now() + (options.regDeadline || REGISTRATION_DEADLINE_MS);
+      nextPowerKeyAt = clock.now() + POWER_KEY_REPEAT_MS;
+      runStep(bearerUp ? CIPOPEN : PROBE);
+    };
+    // connected or sending (bit 0) takes bytes; over MAX_QUEUED_BYTES waiting: closed
+    me.write = (bytes) => socket! & SOCKET_CONNECTED && ((outgoing += bytes).length > MAX_QUEUED_BYTES ? closeSocket("overflow") : pump());
+    me.close = () => closeSocket("closed");
+  }
+}
+
+/**
+ * The driver under the name the app uses ("virtual:modem" re-exports the one a
+ * build carries): new Modem(engine, clock, options), where the app merges the
+ * device configuration's credentials, the board's control pins and its log.
+ */
+export { Sim7600 as Modem };
+
+/**
+ * PWRKEY held low this long: switches a module that is off on (SIM7600: at
+ * least 0.1 s, typically 0.5 s; A7670 at least 0.05 s) and one that is on (and
+ * stuck) off (both: at least 2.5 s), so repeated pulses bring a stuck module back.
+ */
+const POWER_KEY_PULSE_MS = 3000;
+
+/** The wiring on a board (src/modem/driver.ts): led.json's "gprs" credentials (APN); PWRKEY pulsed to power on. */
+export const modemOptions = (board: BoardDef, config: { gprs?: { apn: string; user?: string; password?: string } }, pulse: Pulse): Partial<Sim7600Options> =>
+  Object.assign({ powerOn: pulse(board.pwrkey, POWER_KEY_PULSE_MS) }, config.gprs);
