@@ -39,7 +39,15 @@ export interface ModemEntry {
   demoBoard: string;
   /** The AT command (its start) that opens the TCP link: tests count the board's connections by it. */
   openCommand: string;
+  /**
+   * The frame the module pushes received bytes in, given the bytes ("+IPD,<len>:<bytes>"),
+   * or none when the driver pulls them with a command (scripts/device/espruino-profile.ts
+   * feeds such frames to the board's UART handler).
+   */
+  pushedFrame?: (bytes: string) => string;
 }
+
+const ipdFrame = (bytes: string) => `+IPD,${bytes.length}:${bytes}`;
 
 /** The WiFi password config.example.json ships with: a configuration still holding it was not filled in. */
 export const EXAMPLE_WIFI_PASSWORD = "change-me-please";
@@ -72,6 +80,7 @@ export const MODEMS = {
     onControlPulse: (sim) => sim.reboot(),
     demoBoard: "espruino-wifi",
     openCommand: "AT+CIPSTART",
+    pushedFrame: ipdFrame,
   },
   sim800: {
     title: "SIM800",
@@ -85,6 +94,7 @@ export const MODEMS = {
     onControlPulse: (sim) => (sim as Sim800Sim).powerKey(),
     demoBoard: "pico",
     openCommand: "AT+CIPSTART",
+    pushedFrame: ipdFrame,
   },
   sim7600: {
     title: "SIM7600 / A7670 (LTE)",

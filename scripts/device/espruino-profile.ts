@@ -21,7 +21,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { startAedes } from "../../test/support/brokers";
 import { Phone, RealBoard, realBoardUnavailable, sleep, until } from "../../test/support/real-board";
-import type { ModemKind } from "../modems";
+import { modemEntry, type ModemKind } from "../modems";
 import { isMain, parseArgs, ROOT } from "../repo";
 
 /** One line of E.dumpVariables(): "ref,blocks,type,description,link,link,...". */
@@ -110,16 +110,21 @@ function publishPacket(topic: string, payload: string): string {
   const body = "\x00" + String.fromCharCode(topic.length) + topic + payload;
   return "\x30" + String.fromCharCode(body.length) + body;
 }
-const ipd = (bytes: string) => `+IPD,${bytes.length}:${bytes}`;
-
-/** The chunks each CPU step feeds to the UART handler. */
-export const CPU_STEPS: { what: string; chunk: string }[] = [
-  { what: "an empty chunk", chunk: "" },
-  { what: "an idle line (\"Recv 4 bytes\")", chunk: "Recv 4 bytes\r\n" },
-  { what: "+IPD frame: PINGRESP", chunk: ipd("\xd0\x00") },
-  { what: "+IPD frame: PUBLISH, another topic", chunk: ipd(publishPacket("other", "on")) },
-  { what: "+IPD frame: PUBLISH \"on\", command topic", chunk: ipd(publishPacket("led", "on")) },
-];
+/** The chunks each CPU step feeds to the UART handler; received bytes in the module's pushed frame, when it pushes them. */
+export function cpuSteps(modem: ModemKind): { what: string; chunk: string }[] {
+  const frame = modemEntry(modem).pushedFrame;
+  return [
+    { what: "an empty chunk", chunk: "" },
+    { what: "an idle line (\"Recv 4 bytes\")", chunk: "Recv 4 bytes\r\n" },
+    ...(frame
+      ? [
+          { what: "a received frame: PINGRESP", chunk: frame("\xd0\x00") },
+          { what: "a received frame: PUBLISH, another topic", chunk: frame(publishPacket("other", "on")) },
+          { what: "a received frame: PUBLISH \"on\", command topic", chunk: frame(publishPacket("led", "on")) },
+        ]
+      : []),
+  ];
+}
 
 export interface Profile {
   name: string;
@@ -159,7 +164,7 @@ export async function profile(bin: string, name: string, modem: ModemKind, scrip
     const shares = blockShares(parseDump(dumped), typeOf);
 
     const cpu: { what: string; us: number }[] = [];
-    for (const step of CPU_STEPS) {
+    for (const step of cpuSteps(modem)) {
       // made inside the interpreter from char codes: a "\u00d0" escape in source text
       // would be read as UTF-8 there, not as one byte
       const codes = JSON.stringify([...step.chunk].map((c) => c.charCodeAt(0)));
