@@ -155,7 +155,7 @@ function printSideBySide(ours: (RealFigures & { bytes: number })[], theirs: Real
 }
 
 /**
- * `npm run bench -- --espruino [--boards linux,pico] [--commands 1000] [--cycles 1000] [--modules <dir>]`:
+ * `npm run bench -- --espruino [--boards linux,pico] [--modems esp8266] [--commands 1000] [--cycles 1000] [--modules <dir>]`:
  * the built scripts on the real interpreter (ESPRUINO_BIN; ESPRUINO_BIN_ORIGINAL, a
  * build with the Espruino Original's 2,756 blocks, adds a second table), one after the
  * other. Without ESPRUINO_BIN it says how to point it at one, and exits 0.
@@ -170,6 +170,7 @@ async function benchEspruino(argv: string[]): Promise<void> {
     options: {
       espruino: { type: "boolean" },
       boards: { type: "string" },
+      modems: { type: "string" },
       commands: { type: "string", default: "1000" },
       cycles: { type: "string", default: "1000" },
       "cpu-commands": { type: "string", default: "100" },
@@ -186,8 +187,9 @@ async function benchEspruino(argv: string[]): Promise<void> {
   }
   const report = JSON.parse(readFileSync(path.join(ROOT, "firmware/sizes.json"), "utf8"));
   const wanted = values.boards ? values.boards.split(",") : undefined;
+  const wantedModems = values.modems ? values.modems.split(",") : undefined;
   const scripts: { file: string; board: string; modem: ModemKind }[] = (report.scripts ?? [])
-    .filter((s: { board: string }) => !wanted || wanted.includes(s.board));
+    .filter((s: { board: string; modem: string }) => (!wanted || wanted.includes(s.board)) && (!wantedModems || wantedModems.includes(s.modem)));
   const num = (s: string | undefined) => Number(s);
   const cyclesWanted = num(values.cycles);
   let modulesScript = "";
@@ -232,7 +234,7 @@ async function benchEspruino(argv: string[]): Promise<void> {
     if (!theirs) continue;
     console.log(`\nSide by side on ${bin}: Espruino's own AT + MQTT + ESP8266WiFi modules (from ${values.modules},`);
     console.log("minified, cached with Modules.addCached, and a small app doing this firmware's job), ratio = project / modules");
-    if (!measured.length) console.log("   (no ESP8266 script of the project was measured: pick one with --boards)");
+    if (!measured.length) console.log("   (no ESP8266 script of the project was measured: none selected, or each failed above)");
     printSideBySide(measured, theirs);
     if (theirs.idlePerSecond > BUSY_IDLE_MS_PER_S)
       console.log(
