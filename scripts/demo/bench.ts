@@ -19,7 +19,8 @@ import { encode, Decoder, type Packet } from "../../src/codec/index";
 import { AtEngine } from "../../src/at/engine";
 import { parseArgs } from "node:util";
 import { startDemo } from "./start";
-import { measureReal } from "../device/real-bench";
+import { measureReal, type RealFigures } from "../device/real-bench";
+import { modulesProgram, modulesUnavailable } from "../device/espruino-modules";
 import { FAKETIME_LIB, realBoardUnavailable } from "../../test/support/real-board";
 import { MODEM_KINDS, type ModemKind } from "../modems";
 
@@ -121,11 +122,47 @@ function sizes(): void {
   for (const l of report.layers ?? []) console.log(`   layer ${String(l.name).padEnd(22)} ${fmt(l.bytes).padStart(6)}${l.budget ? " / " + fmt(l.budget) : ""}`);
 }
 
+/** The modules' keep-alive cycles run on a clock 5 times fast, not 20 (MeasureOptions.cycleSpeed). */
+const MODULES_CYCLE_SPEED = 5;
+
+/** Idle CPU above this (ms per second) means the interpreter does not sleep between events. */
+const BUSY_IDLE_MS_PER_S = 100;
+
+/** One row of the side-by-side table: a figure's name and how to read it from RealFigures. */
+const SIDE_BY_SIDE_ROWS: [string, (f: RealFigures & { bytes: number }) => number | undefined][] = [
+  ["blocks after load", (f) => f.afterLoad],
+  ["blocks once subscribed", (f) => f.subscribed],
+  ["blocks, peak during connect", (f) => f.peak],
+  ["blocks after the commands", (f) => f.afterCommands],
+  ["blocks after 10 keep-alive cycles", (f) => f.blocksAtCycle10],
+  ["blocks after the last cycle", (f) => f.blocksAfterCycles],
+  ["keep-alive cycles run", (f) => f.cycles],
+  ["CPU ms per command", (f) => f.cpuPerCommand],
+  ["idle CPU ms per second", (f) => f.idlePerSecond],
+  ["power-on to subscribed, ms", (f) => f.bootToSubscribed],
+  ["script bytes", (f) => f.bytes],
+];
+
+/** The project's ESP8266 script(s) against Espruino's own modules, figure by figure, with project / modules. */
+function printSideBySide(ours: (RealFigures & { bytes: number })[], theirs: RealFigures & { bytes: number }): void {
+  const cell = (v: number | undefined) => (v == null || Number.isNaN(v) ? "-" : fmt(v, Number.isInteger(v) ? 0 : 2));
+  const ratio = (a: number | undefined, b: number | undefined) => (a == null || b == null || Number.isNaN(a) || Number.isNaN(b) || b === 0 ? "-" : fmt(a / b, 2));
+  console.log(`   ${"figure".padEnd(34)} ${ours.map((f) => f.name.padStart(22) + "   ratio").join(" ")} ${"Espruino modules".padStart(17)}`);
+  for (const [label, get] of SIDE_BY_SIDE_ROWS) {
+    const cols = ours.map((f) => cell(get(f)).padStart(22) + ratio(get(f), get(theirs)).padStart(8)).join(" ");
+    console.log(`   ${label.padEnd(34)} ${cols} ${cell(get(theirs)).padStart(17)}`);
+  }
+}
+
 /**
- * `npm run bench -- --espruino [--boards linux,pico] [--commands 1000] [--cycles 1000]`:
+ * `npm run bench -- --espruino [--boards linux,pico] [--modems esp8266] [--commands 1000] [--cycles 1000] [--modules <dir>]`:
  * the built scripts on the real interpreter (ESPRUINO_BIN; ESPRUINO_BIN_ORIGINAL, a
  * build with the Espruino Original's 2,756 blocks, adds a second table), one after the
  * other. Without ESPRUINO_BIN it says how to point it at one, and exits 0.
+ * With --modules <dir> (or ESPRUINO_MODULES=<dir>), a directory holding Espruino's own
+ * AT.js, MQTT.js and ESP8266WiFi.js (fetched by the user, never part of this repository),
+ * the same figures for those modules doing the same job (scripts/device/espruino-modules.ts),
+ * on the same harness, and a side-by-side table with the ratios, project / modules.
  */
 async function benchEspruino(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -133,9 +170,11 @@ async function benchEspruino(argv: string[]): Promise<void> {
     options: {
       espruino: { type: "boolean" },
       boards: { type: "string" },
+      modems: { type: "string" },
       commands: { type: "string", default: "1000" },
       cycles: { type: "string", default: "1000" },
       "cpu-commands": { type: "string", default: "100" },
+      modules: { type: "string", default: process.env.ESPRUINO_MODULES || undefined },
     },
   });
   const bins = [process.env.ESPRUINO_BIN, process.env.ESPRUINO_BIN_ORIGINAL].filter((b): b is string => !!b);
@@ -148,31 +187,59 @@ async function benchEspruino(argv: string[]): Promise<void> {
   }
   const report = JSON.parse(readFileSync(path.join(ROOT, "firmware/sizes.json"), "utf8"));
   const wanted = values.boards ? values.boards.split(",") : undefined;
+  const wantedModems = values.modems ? values.modems.split(",") : undefined;
   const scripts: { file: string; board: string; modem: ModemKind }[] = (report.scripts ?? [])
-    .filter((s: { board: string }) => !wanted || wanted.includes(s.board));
+    .filter((s: { board: string; modem: string }) => (!wanted || wanted.includes(s.board)) && (!wantedModems || wantedModems.includes(s.modem)));
   const num = (s: string | undefined) => Number(s);
   const cyclesWanted = num(values.cycles);
+  let modulesScript = "";
+  if (values.modules) {
+    const unusable = modulesUnavailable(values.modules);
+    if (unusable) console.log(`bench --espruino --modules: ${unusable}; the modules' column is left out.`);
+    else modulesScript = await modulesProgram(values.modules);
+  }
   // a Linux build with fewer blocks than the script has bytes cannot write it to Storage itself
   const storageBin = process.env.ESPRUINO_BIN;
   for (const bin of bins) {
     console.log(`\nReal interpreter ${bin} — built scripts run from Storage, modem simulator on a pty, Aedes;`);
     console.log(`blocks net of the interpreter's own, CPU of the interpreter process (this host), ${num(values.commands)} commands, ${cyclesWanted} keep-alive cycles`);
     console.log("   script                      load  subscr.  peak  after cmds  KA 10→last    CPU/cmd   idle/s   on→SUBACK");
-    for (const s of scripts) {
-      const script = readFileSync(path.join(ROOT, "firmware", s.file), "latin1");
+    const row = (f: RealFigures) => {
+      const ka = f.cycles ? `${f.blocksAtCycle10}→${f.blocksAfterCycles} (${f.cycles})` : "no faketime";
+      console.log(
+        `   ${f.name.padEnd(26)} ${String(f.afterLoad).padStart(5)} ${String(f.subscribed).padStart(8)} ${String(f.peak).padStart(5)} ${String(f.afterCommands).padStart(11)}  ${ka.padEnd(17)} ${fmt(f.cpuPerCommand, 2).padStart(6)} ms ${fmt(f.idlePerSecond, 2).padStart(6)} ms ${fmt(f.bootToSubscribed).padStart(8)} ms`,
+      );
+    };
+    const measured: (RealFigures & { bytes: number })[] = [];
+    const measure = async (name: string, modem: ModemKind, script: string, cycleSpeed?: number) => {
       try {
         const f = await measureReal({
-          bin, storageBin, name: s.file.replace(/\.js$/, ""), modem: s.modem, script,
+          bin, storageBin, name, modem, script, cycleSpeed,
           commands: num(values.commands), cpuCommands: num(values["cpu-commands"]), cycles: FAKETIME_LIB ? cyclesWanted : 0,
+          log: process.env.BENCH_LOG ? (l) => console.log("     | " + l) : undefined,
         });
-        const ka = f.cycles ? `${f.blocksAtCycle10}→${f.blocksAfterCycles} (${f.cycles})` : "no faketime";
-        console.log(
-          `   ${f.name.padEnd(26)} ${String(f.afterLoad).padStart(5)} ${String(f.subscribed).padStart(8)} ${String(f.peak).padStart(5)} ${String(f.afterCommands).padStart(11)}  ${ka.padEnd(17)} ${fmt(f.cpuPerCommand, 2).padStart(6)} ms ${fmt(f.idlePerSecond, 2).padStart(6)} ms ${fmt(f.bootToSubscribed).padStart(8)} ms`,
-        );
+        row(f);
+        return { ...f, bytes: script.length };
       } catch (e) {
-        console.log(`   ${s.file.padEnd(26)} failed: ${(e as Error).message.split("\n")[0]}`);
+        console.log(`   ${name.padEnd(26)} failed: ${(e as Error).message.split("\n")[0]}`);
+        return undefined;
       }
+    };
+    for (const s of scripts) {
+      const f = await measure(s.file.replace(/\.js$/, ""), s.modem, readFileSync(path.join(ROOT, "firmware", s.file), "latin1"));
+      if (f && s.modem === "esp8266") measured.push(f);
     }
+    if (!modulesScript) continue;
+    const theirs = await measure("espruino-modules-esp8266", "esp8266", modulesScript, MODULES_CYCLE_SPEED);
+    if (!theirs) continue;
+    console.log(`\nSide by side on ${bin}: Espruino's own AT + MQTT + ESP8266WiFi modules (from ${values.modules},`);
+    console.log("minified, cached with Modules.addCached, and a small app doing this firmware's job), ratio = project / modules");
+    if (!measured.length) console.log("   (no ESP8266 script of the project was measured: none selected, or each failed above)");
+    printSideBySide(measured, theirs);
+    if (theirs.idlePerSecond > BUSY_IDLE_MS_PER_S)
+      console.log(
+        `   The modules' stack does not sleep while connected (${fmt(theirs.idlePerSecond)} ms of CPU per idle second): its CPU per command is mostly that idle load over the command's round trip, not the command's work.`,
+      );
   }
 }
 

@@ -109,11 +109,26 @@ export interface RealBoardOptions {
 }
 
 
+/**
+ * Characters per Storage.write in the setup script: a larger file goes in pieces
+ * (write(name, piece, offset, size)), one statement each, so the interpreter holds one
+ * piece at a time instead of the whole text twice (the literal and its string), which a
+ * 2,756-block build cannot for a 16 KB program.
+ */
+const STORAGE_PIECE_CHARS = 1024;
+
 /** JavaScript source that writes `files` to Storage, run once by the interpreter before the board starts. */
 function storageScript(files: Record<string, string>): string {
-  return Object.entries(files)
-    .map(([name, text]) => `require("Storage").write(${JSON.stringify(name)}, ${JSON.stringify(text)});`)
-    .join("\n");
+  const lines: string[] = [];
+  for (const [name, text] of Object.entries(files)) {
+    if (text.length <= STORAGE_PIECE_CHARS) {
+      lines.push(`require("Storage").write(${JSON.stringify(name)}, ${JSON.stringify(text)});`);
+      continue;
+    }
+    for (let at = 0; at < text.length; at += STORAGE_PIECE_CHARS)
+      lines.push(`require("Storage").write(${JSON.stringify(name)}, ${JSON.stringify(text.slice(at, at + STORAGE_PIECE_CHARS))}, ${at}, ${text.length});`);
+  }
+  return lines.join("\n");
 }
 
 export class RealBoard {

@@ -29,6 +29,20 @@
  *   remote close -> "CLOSED"; AT+CIPCLOSE -> "CLOSED" OK | ERROR (no link);
  *   WiFi lost (netDown) -> "WIFI DISCONNECT" then "CLOSED" for an open link.
  *
+ * Multiple connections (AT+CIPMUX=1, up to MUX_LINKS links with ids 0..4; only
+ * while no link is open, else "link is builded" ERROR; back to 0 at a reset):
+ *   AT+CIPSTART=<id>,"TCP"|"SSL","host",port -> "<id>,CONNECT" OK | "ALREADY
+ *   CONNECTED" ERROR (id in use) | ERROR "<id>,CLOSED" (refused); the single-link
+ *   form answers ERROR in this mode, and the <id> form ERROR in mode 0; at most
+ *   one SSL link (a second: ERROR); a failed handshake: ERROR "<id>,CLOSED";
+ *   AT+CIPSEND=<id>,<n> -> as above, or "link is not valid" ERROR;
+ *   socket data -> "\r\n+IPD,<id>,<len>:<bytes>"; remote close -> "<id>,CLOSED";
+ *   AT+CIPCLOSE=<id> -> "<id>,CLOSED" OK (id 5: every open link), ERROR when
+ *   that id has no link; AT+CIPSTATUS adds "+CIPSTATUS:<id>,"TCP",...,0" per link;
+ *   WiFi lost -> "WIFI DISCONNECT" then "<id>,CLOSED" per open link.
+ * In both modes: AT+CIPDINFO=<0|1> (1: +IPD carries ",<remote IP>,<remote port>"
+ * before the colon), AT+CIFSR -> +CIFSR:STAIP,"<ip>" +CIFSR:STAMAC,"<mac>" OK.
+ *
  * Knobs beyond the core's faults: Esp8266SimOptions below; `commands` records
  * every command line (the password of AT+CWJAP is replaced by "***"), `joins`
  * the credentials AT+CWJAP delivered (tests check escaping), `link` the socket.
@@ -57,6 +71,15 @@ export interface Esp8266SimOptions extends SimOptions {
 
 const MAX_SEND = 2048;
 const MAX_IPD = 1460;
+/** Link ids 0..4 with AT+CIPMUX=1; AT+CIPCLOSE=5 closes them all. */
+const MUX_LINKS = 5;
+const CLOSE_ALL_ID = 5;
+/** The station's address and MAC (AT+CIFSR), and the remote IP shown for a named host (AT+CIPDINFO=1). */
+const STATION_IP = "192.168.4.2";
+const STATION_MAC = "5c:cf:7f:00:11:22";
+const NAMED_HOST_IP = "192.0.2.1";
+/** Local ports of the links in AT+CIPSTATUS. */
+const FIRST_LOCAL_PORT = 4001;
 
 /** Splits the quoted, backslash-escaped parameters of an AT set command. */
 export function atParams(arg: string): string[] {
@@ -88,6 +111,10 @@ export class Esp8266Sim extends ModemSimCore {
   /** [ssid, password] as each AT+CWJAP delivered them, unescaped. */
   readonly joins: string[][] = [];
   link: TcpLink | null = null;
+  /** The links of multiple-connection mode (AT+CIPMUX=1), by id. */
+  readonly muxLinks: (TcpLink | null)[] = new Array(MUX_LINKS).fill(null);
+  /** AT+CIPDINFO=1: +IPD shows the remote IP and port. */
+  dinfo = false;
   /** AT+CIPSSLSIZE as last set (1.x), else undefined. */
   sslSize: number | undefined;
   /** AT+CIPSSLCSNI as last set (2.x), else undefined. */
@@ -137,8 +164,27 @@ export class Esp8266Sim extends ModemSimCore {
   private _drop(): void {
     if (this.link) this.link.close();
     this.link = null;
+    this._dropMux();
     this._sslBroken = null;
     this._sslWait = null;
+  }
+
+  /** Closes every multiple-connection link (no "<id>,CLOSED"); returns the ids that were open. */
+  private _dropMux(): number[] {
+    const ids: number[] = [];
+    this.muxLinks.forEach((l, id) => {
+      if (!l) return;
+      l.close();
+      this.muxLinks[id] = null;
+      ids.push(id);
+    });
+    return ids;
+  }
+
+  /** "+IPD,[<id>,]<len>[,<ip>,<port>]:" */
+  private _ipdHeader(id: number | null, len: number, link: TcpLink): string {
+    const ip = /^\d+\.\d+\.\d+\.\d+$/.test(link.host) ? link.host : NAMED_HOST_IP;
+    return "\r\n+IPD," + (id == null ? "" : id + ",") + len + (this.dinfo ? "," + ip + "," + link.port : "") + ":";
   }
 
   protected onReboot(): void {
@@ -147,6 +193,7 @@ export class Esp8266Sim extends ModemSimCore {
     this._joining = false;
     this.joined = false;
     this.mux = 0;
+    this.dinfo = false;
     this.sslSize = this.sni = undefined;
     this.send("\r\nready\r\n");
     if (this.saved && this._o.autoJoin !== false) {
@@ -165,6 +212,7 @@ export class Esp8266Sim extends ModemSimCore {
       this._drop();
       this.send("CLOSED\r\n");
     }
+    for (const id of this._dropMux()) this.send(id + ",CLOSED\r\n");
   }
 
   protected onCommand(line: string): void {
@@ -201,12 +249,19 @@ export class Esp8266Sim extends ModemSimCore {
     }
     if (name == "AT+CIPMUX" && eq > 0) {
       if (arg != "0" && arg != "1") return err();
-      if (this.link) return this._reply("link is builded", "ERROR");
+      if (this.link || this.muxLinks.some((l) => l)) return this._reply("link is builded", "ERROR");
       this.mux = Number(arg);
       return ok();
     }
+    if (name == "AT+CIPDINFO" && eq > 0) {
+      if (arg != "0" && arg != "1") return err();
+      this.dinfo = arg == "1";
+      return ok();
+    }
+    if (name == "AT+CIFSR")
+      return this._reply('+CIFSR:STAIP,"' + (this.joined ? STATION_IP : "0.0.0.0") + '"', '+CIFSR:STAMAC,"' + STATION_MAC + '"', "OK");
     if (isJoin) return this._join(arg);
-    if (name == "AT+CIPSTART" && eq > 0) return this._start(arg);
+    if (name == "AT+CIPSTART" && eq > 0) return this.mux == 1 ? this._startMux(arg) : this._start(arg);
     if (name == "AT+CIPSSLSIZE" && eq > 0 && this._o.firmware != 2) {
       const n = Number(arg);
       if (!(n >= 2048 && n <= 4096)) return err();
@@ -219,15 +274,18 @@ export class Esp8266Sim extends ModemSimCore {
       this.sni = p[0];
       return ok();
     }
-    if (name == "AT+CIPSEND" && eq > 0) return this._send(arg);
+    if (name == "AT+CIPSEND" && eq > 0) return this.mux == 1 ? this._sendMux(arg) : this._send(arg);
+    if (name == "AT+CIPCLOSE" && this.mux == 1) return this._closeMux(eq > 0 ? arg : "");
     if (name == "AT+CIPCLOSE") {
       if (!this.link) return err();
       this._drop();
       return this._reply("CLOSED", "OK");
     }
     if (name == "AT+CIPSTATUS") {
-      const stat = this.link ? 3 : this.joined ? 2 : 5;
-      return this._reply("STATUS:" + stat, "OK");
+      const open = this.muxLinks.map((l, id) => ({ l, id })).filter((x) => x.l);
+      const stat = this.link || open.length ? 3 : this.joined ? 2 : 5;
+      const lines = open.map(({ l, id }) => `+CIPSTATUS:${id},"${l!.tls ? "SSL" : "TCP"}","${l!.host}",${l!.port},${FIRST_LOCAL_PORT + id},0`);
+      return this._reply("STATUS:" + stat, ...lines, "OK");
     }
     err();
   }
@@ -243,6 +301,7 @@ export class Esp8266Sim extends ModemSimCore {
       this._drop();
       this.send("CLOSED\r\n");
     }
+    for (const id of this._dropMux()) this.send(id + ",CLOSED\r\n");
     if (was) this.send("WIFI DISCONNECT\r\n");
     this._joining = true;
     this.later(() => {
@@ -292,7 +351,7 @@ export class Esp8266Sim extends ModemSimCore {
       onData: (bytes) => {
         for (let i = 0; i < bytes.length; i += MAX_IPD) {
           const part = bytes.slice(i, i + MAX_IPD);
-          this.sendIpd(`\r\n+IPD,${part.length}:`, part);
+          this.sendIpd(this._ipdHeader(null, part.length, link), part);
         }
       },
       onClose: (reason) => {
@@ -337,5 +396,81 @@ export class Esp8266Sim extends ModemSimCore {
       if (this.link === link && !link.connected && !this._sslBroken) this._sslWait = () => done(bytes);
       else done(bytes);
     });
+  }
+
+  /** A link id of multiple-connection mode ("0".."4"), or -1. */
+  private _muxId(text: string): number {
+    return /^\s*[0-4]\s*$/.test(text) ? Number(text) : -1;
+  }
+
+  private _startMux(arg: string): void {
+    const p = atParams(arg);
+    const id = this._muxId(p[0]);
+    if (id < 0 || p.length < 4 || !/^(TCP|SSL)$/.test(p[1].toUpperCase())) return this._reply("ERROR");
+    const host = p[2];
+    const port = Number(p[3]);
+    if (!(port > 0 && port < 65536)) return this._reply("ERROR");
+    if (this.muxLinks[id]) return this._reply("ALREADY CONNECTED", "ERROR");
+    if (!this.joined) return this._reply("no ip", "ERROR");
+    const ssl = p[1].toUpperCase() == "SSL";
+    // the part holds one SSL link at most
+    if (ssl && this.muxLinks.some((l) => l && l.tls)) return this._reply("ERROR");
+    const hosts = this._o.hosts;
+    const isIp = /^\d+\.\d+\.\d+\.\d+$/.test(host) || host == "localhost";
+    if (!isIp && hosts && hosts.indexOf(host) < 0) {
+      this.later(() => this._reply("DNS Fail", "ERROR"), 5);
+      return;
+    }
+    let opened = false;
+    const link: TcpLink = this.openTcp(host, port, {
+      onConnect: () => {
+        if (opened) return;
+        opened = true;
+        this._reply(id + ",CONNECT", "OK");
+      },
+      onData: (bytes) => {
+        for (let i = 0; i < bytes.length; i += MAX_IPD) {
+          const part = bytes.slice(i, i + MAX_IPD);
+          this.sendIpd(this._ipdHeader(id, part.length, link), part);
+        }
+      },
+      onClose: () => {
+        if (this.muxLinks[id] !== link) return;
+        this.muxLinks[id] = null;
+        if (opened) this.send(id + ",CLOSED\r\n");
+        else this._reply("ERROR", id + ",CLOSED");
+      },
+    }, id, ssl ? { servername: this.sni } : undefined);
+    this.muxLinks[id] = link;
+  }
+
+  private _sendMux(arg: string): void {
+    const p = arg.split(",");
+    const id = this._muxId(p[0]);
+    const n = Number(p[1]);
+    if (id < 0 || p.length != 2 || !(n >= 1 && n <= MAX_SEND) || String(n) != p[1].trim()) return this._reply("ERROR");
+    const link = this.muxLinks[id];
+    if (!link || !link.connected) return this._reply("link is not valid", "ERROR");
+    this.send("\r\nOK\r\n> ");
+    this.expectRaw(n, (bytes) => {
+      this._reply(`Recv ${n} bytes`);
+      if (this.muxLinks[id] !== link || !link.connected) return this._reply("SEND FAIL");
+      link.write(bytes);
+      this._reply("SEND OK");
+    });
+  }
+
+  private _closeMux(arg: string): void {
+    const id = arg.trim() == String(CLOSE_ALL_ID) ? CLOSE_ALL_ID : this._muxId(arg);
+    if (id < 0) return this._reply("ERROR");
+    if (id == CLOSE_ALL_ID) {
+      for (const open of this._dropMux()) this.send("\r\n" + open + ",CLOSED\r\n");
+      return this._reply("OK");
+    }
+    const link = this.muxLinks[id];
+    if (!link) return this._reply("ERROR");
+    link.close();
+    this.muxLinks[id] = null;
+    this._reply(id + ",CLOSED", "OK");
   }
 }
