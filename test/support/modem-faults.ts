@@ -438,7 +438,7 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
     inject: (sim) => sim.garbage(4),
     cells: {
       esp8266: { rig: { sim: { seed: 7 } }, reason: AT_MOST_ONE_FAILURE },
-      sim800: notApplicable("not played for the SIM800"),
+      sim800: { rig: { sim: { seed: 7 } }, reason: AT_MOST_ONE_FAILURE },
       sim7600: { rig: { sim: { seed: 7 } }, reason: AT_MOST_ONE_FAILURE },
     },
   },
@@ -725,7 +725,7 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
     when: "bring-up",
     cells: {
       esp8266: notApplicable("a cellular fault: a WiFi module has no SIM, no registration and no APN"),
-      sim800: notApplicable("not played for the SIM800 (its never-registering row above)"),
+      sim800: { rig: { sim: { regPolls: 6 }, driver: { regDeadline: 2000 } }, reason: "no network", reported: "failed", closesWithinMs: 20000 },
       sim7600: { rig: { sim: { regPolls: 6 }, driver: { regDeadline: 2000 } }, reason: "no network", reported: "failed", closesWithinMs: 20000 },
     },
   },
