@@ -2,7 +2,7 @@
  * The modem fault table (test/support/modem-faults.ts), played for each modem kind: the
  * real AT engine and driver on a sped-up real clock against that modem's simulator
  * dialect, whose sockets reach an in-process Aedes broker; an MQTT.js phone. One test
- * per row that has a cell for the modem; each breaks the link or the module, checks
+ * per row that has a cell for the modem (not notApplicable); each breaks the link or the module, checks
  * what the driver reports, and ends with MQTT data flowing again (unless the fault stays).
  */
 import { afterAll, beforeAll, describe, it } from "vitest";

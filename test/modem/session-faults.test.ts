@@ -19,7 +19,7 @@ afterAll(async () => {
 for (const kind of Object.keys(SESSION_KITS) as SessionModem[]) {
   describe(`MqttClient over the ${kind} driver`, () => {
     for (const row of SESSION_FAULT_ROWS) {
-      if (row.cells[kind]) it(`connects, exchanges messages with a phone and reconnects after ${row.name}`, () => runSessionFaultRow(row, kind, broker));
+      if (!("notApplicable" in row.cells[kind])) it(`connects, exchanges messages with a phone and reconnects after ${row.name}`, () => runSessionFaultRow(row, kind, broker));
     }
   });
 }

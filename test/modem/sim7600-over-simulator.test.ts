@@ -3,79 +3,16 @@
  * on the real clock sped up for the driver, with a REAL broker behind the
  * simulated socket (Aedes in-process on loopback) and an MQTT.js client as the
  * phone. MQTT goes over the transport as raw bytes (mqtt-packet as the
- * oracle). Each fault knob of the dialect is exercised (network loss, the peer
- * closing, "+CME ERROR" on open, slow registration, a spontaneous reset, a
- * silent module brought back with PWRKEY), each test ending with a working link.
+ * oracle). The bring-up, the data path and a re-open are here; the faults (network
+ * loss, the peer closing, "+CME ERROR" on open, a refused link, slow registration,
+ * a spontaneous reset, a silent module brought back with PWRKEY, TLS refused, ...)
+ * are the sim7600 column of the modem fault table (test/support/modem-faults.ts,
+ * played by test/modem/modem-faults.test.ts).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import mqtt from "mqtt";
-import { Sim7600, type Sim7600Options } from "../../src/modem/sim7600";
-import { Sim7600Sim, type Sim7600SimOptions } from "../../scripts/simulators/modem-sim/sim7600";
-import type { Clock } from "../../src/transport";
-import { fastClock } from "../support/fake-clock";
-import { ModemRig, until, sleep, startAedesBroker, Socket, trickyPayload, type Broker } from "../support/modem-rig";
-
-interface RigOptions {
-  sim?: Sim7600SimOptions;
-  driver?: Partial<Sim7600Options>;
-  /** The board wires PWRKEY: the driver's powerOn presses the sim's power key. */
-  powerOn?: boolean;
-  /** How much faster than real time the driver's and the engine's clock runs (default 20). */
-  speed?: number;
-}
-
-class Rig extends ModemRig<Sim7600Sim, Sim7600> {
-  powerOns = 0;
-  clock: Clock;
-  constructor(broker: Broker, o: RigOptions = {}) {
-    super("broker.example", 4);
-    this.sim = new Sim7600Sim({
-      apn: "internet",
-      hostMap: () => ({ host: "127.0.0.1", port: broker.port }),
-      maxChunk: 16,
-      regPolls: 1,
-      log: (s) => this.log.push("sim: " + s),
-      ...o.sim,
-    });
-    this.clock = fastClock(o.speed ?? 20);
-    this.wire(this.clock);
-    const driver: Sim7600Options = { apn: "internet", user: "jo", password: "s3cret!", log: (l) => this.log.push(l), ...o.driver };
-    if (o.powerOn)
-      driver.powerOn = (done) => {
-        this.powerOns++;
-        this.sim.powerKey();
-        done();
-      };
-    this.modem = new Sim7600(this.engine, this.clock, driver);
-    this.modem.onState = (s, w) => this.states.push(w ? s + " " + w : s);
-  }
-
-  protected checkConnack(s: Socket): void {
-    expect(JSON.stringify(s.rx.slice(0, 4))).toBe(JSON.stringify("\x20\x02\x00\x00"));
-  }
-
-  /** A PINGREQ answered by PINGRESP: the link works end to end. */
-  async ping(s: Socket): Promise<void> {
-    const n = s.packets.length;
-    this.modem.write("\xc0\x00");
-    await until(() => s.packets.slice(n).some((p) => p.cmd == "pingresp") || s.closed !== null, 5000, "PINGRESP");
-    expect(s.closed).toBe(null);
-  }
-
-  async close(s: Socket): Promise<string> {
-    this.modem.close();
-    await until(() => s.closed !== null, 5000, "close");
-    return s.closed!;
-  }
-
-  /** A fresh open, MQTT CONNECT and PING: proves the link works again. */
-  async works(id: string, n = 4): Promise<Socket> {
-    const { sock } = await this.openEventually(n);
-    await this.mqttConnect(sock, id);
-    await this.ping(sock);
-    return sock;
-  }
-}
+import { until, sleep, startAedesBroker, trickyPayload, type Broker } from "../support/modem-rig";
+import { Sim7600Rig as Rig } from "../support/sim7600-rig";
 
 let broker: Broker;
 let rig: Rig | null = null;
@@ -89,7 +26,7 @@ afterAll(async () => {
 afterEach(() => {
   if (rig) {
     // The APN credentials never reach a log line (the engine logs AT+CGAUTH=<hidden>).
-    expect(rig.log.filter((l) => l.includes("s3cret!") || l.includes('"jo"'))).toEqual([]);
+    expect(rig.credentialsLogged()).toEqual([]);
     expect(rig.sim.violations).toEqual([]);
     rig.sim.close();
   }
@@ -167,90 +104,5 @@ describe("SIM7600 / A7670 driver over the simulator and a real broker", () => {
     const before = r.sim.commands.length;
     await r.works("sim7600-b");
     expect(r.sim.commands.slice(before)[0]).toBe('AT+CIPOPEN=0,"TCP","broker.example",1883');
-  });
-
-  it("the peer closes the link (+IPCLOSE: 0,1): one close, then it works again over the same network service", async () => {
-    rig = new Rig(broker);
-    const r = rig;
-    const s = await r.works("sim7600-peer");
-    r.sim.dropLink();
-    await until(() => s.closed !== null, 5000, "close");
-    expect(s.closed).toBe("+IPCLOSE: 0,1");
-    expect(r.states.at(-1)).toBe("joined +IPCLOSE: 0,1");
-    const before = r.sim.commands.length;
-    await r.works("sim7600-peer2");
-    expect(r.sim.commands.slice(before)[0]).toMatch(/^AT\+CIPOPEN=0,/);
-    await sleep(50);
-    expect(s.closes).toHaveLength(1);
-  });
-
-  it("network loss (+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY): one close, a full bring-up with AT+NETCLOSE first, and it works again", async () => {
-    rig = new Rig(broker);
-    const r = rig;
-    const s = await r.works("sim7600-net");
-    r.sim.netDown();
-    await until(() => s.closed !== null, 5000, "close");
-    expect(s.closed).toBe("+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY");
-    expect(r.sim.netBroken).toBe(true);
-    const before = r.sim.commands.length;
-    await r.works("sim7600-net2");
-    const after = r.sim.commands.slice(before);
-    expect(after[0]).toBe("AT");
-    expect(after.indexOf("AT+NETCLOSE")).toBeLessThan(after.indexOf("AT+NETOPEN"));
-    expect(r.sim.netBroken).toBe(false);
-  });
-
-  it("+CME ERROR on AT+CIPOPEN: the open fails with it, and the next one works", async () => {
-    rig = new Rig(broker);
-    const r = rig;
-    r.sim.openErrors = 1;
-    await expect(r.open()).rejects.toThrow("+CME ERROR: 4");
-    await r.works("sim7600-cme");
-  });
-
-  it("a refused connection (+CIPOPEN: 0,1) fails the open; the next one works", async () => {
-    rig = new Rig(broker);
-    const r = rig;
-    r.sim.fault.refuseLink = true;
-    await expect(r.open()).rejects.toThrow("+CIPOPEN: 0,1");
-    r.sim.fault.refuseLink = false;
-    await r.works("sim7600-refused");
-  });
-
-  it("slow registration past regDeadline fails with \"no network\"; once registered it works", async () => {
-    rig = new Rig(broker, { sim: { regPolls: 6 }, driver: { regDeadline: 2000 } });
-    const r = rig;
-    await expect(r.open(20000)).rejects.toThrow("no network");
-    await r.works("sim7600-slow");
-  });
-
-  it("the module resets by itself while connected (RDY): one close, then a full bring-up works", async () => {
-    rig = new Rig(broker);
-    const r = rig;
-    const s = await r.works("sim7600-rdy");
-    r.sim.reboot();
-    await until(() => s.closed !== null, 5000, "close");
-    expect(s.closed).toBe("RDY");
-    await r.works("sim7600-rdy2");
-  });
-
-  it("a silent module: the probe goes unanswered, PWRKEY is pulsed after 30 s (driver time), and it works again", async () => {
-    rig = new Rig(broker, { powerOn: true, speed: 60, driver: { regDeadline: 120000 } });
-    const r = rig;
-    await r.works("sim7600-pk0");
-    r.sim.powerDown();
-    await sleep(50);
-    const { sock } = await r.openEventually(3).catch(async () => r.openEventually(3));
-    expect(r.powerOns).toBeGreaterThanOrEqual(1);
-    expect(r.states).toContain("resetting");
-    await r.mqttConnect(sock, "sim7600-pk");
-    await r.ping(sock);
-  });
-
-  it("TLS is refused: the open fails with \"no TLS\" and no AT+CIPOPEN goes out", async () => {
-    rig = new Rig(broker, { driver: { ssl: true } });
-    const r = rig;
-    await expect(r.open()).rejects.toThrow("no TLS");
-    expect(r.sim.commands.filter((c) => c.startsWith("AT+CIPOPEN"))).toEqual([]);
   });
 });

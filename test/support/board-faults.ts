@@ -27,9 +27,10 @@ import { pingTimes, type Rig } from "./e2e-rig";
 export const BOARD_FAULT_TARGETS: readonly (readonly [board: string, modem: ModemKind])[] = [
   ["pico", "esp8266"],
   ["pico", "sim800"],
+  ["pico", "sim7600"],
 ];
 
-/** The rig just before the fault: board time, the phone's message mark, control-pin pulses, connects (AT+CIPSTART). */
+/** The rig just before the fault: board time, the phone's message mark, control-pin pulses, connections opened (the modem's open command, Rig.opens()). */
 export interface Before {
   t0: number;
   mark: number;
@@ -79,7 +80,7 @@ export const BOARD_FAULT_ROWS: BoardFaultRow[] = [
     inject: (r) => r.broker.pause(),
     notices: {
       what: "the board to give up the silent link",
-      done: (r, before) => r.commands("AT+CIPSTART").length > before.connects,
+      done: (r, before) => r.opens() > before.connects,
       timeoutMs: 200_000,
       check: (r, before) => {
         // last packet in ≤ t0; PINGREQ 60 s later; no answer for 15 s: closed; back-off 1-2 s
@@ -105,7 +106,7 @@ export const BOARD_FAULT_ROWS: BoardFaultRow[] = [
     back: async (r, before) => {
       const onlines = r.received("led/status", before.mark).filter((m) => m.payload === "online").length;
       expect(onlines, `one reconnect after save(), not a flapping link: ${r.received("led/status", before.mark).map((m) => m.payload).join(" ")}`).toBe(1);
-      expect(r.commands("AT+CIPSTART").length - before.connects, "connections after save()").toBe(1);
+      expect(r.opens() - before.connects, "connections after save()").toBe(1);
       // the LED and led/state agree, and the phone still switches it
       expect(await r.retained("led/state")).toBe(r.lit() ? "on" : "off");
     },
@@ -116,7 +117,7 @@ export const BOARD_FAULT_ROWS: BoardFaultRow[] = [
 /** Plays one row on a board that is online (see the file comment). */
 export async function runBoardFaultRow(row: BoardFaultRow, r: Rig): Promise<void> {
   await r.command("on");
-  const before: Before = { t0: r.vb.now(), mark: r.mark(), resetPulses: r.resetPulses, connects: r.commands("AT+CIPSTART").length };
+  const before: Before = { t0: r.vb.now(), mark: r.mark(), resetPulses: r.resetPulses, connects: r.opens() };
   row.inject(r);
   await r.waitFor(() => row.notices.done(r, before), row.notices.what, { timeoutMs: row.notices.timeoutMs });
   row.notices.check?.(r, before);

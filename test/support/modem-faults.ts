@@ -5,11 +5,14 @@
  * onClose reason (typed by the driver's own union, so a misspelt reason fails tsc), the
  * state report that goes with it (the driver's log line), how the next open goes (the
  * retry), and what must not be lost. test/modem/modem-faults.test.ts plays every row for
- * every modem that has a cell in it; a row without a cell for a modem does not apply to it.
+ * every modem that has a cell in it. Every row names every modem: where a fault does not
+ * apply to a module (a WiFi join on a cellular module), its cell is `notApplicable(why)`,
+ * so a new column cannot skip a row silently (tsc asks for the entry).
  *
  * Adding a modem: its entry in `Modems` (its rig, the rig's options, its driver's close
  * reasons), its kit in MODEM_KITS (how its rig proves a link works, how it makes the
- * driver send), and its cell in each row that applies (its knobs and its reasons).
+ * driver send), and its cell in each row: the cell where it applies (its knobs and its
+ * reasons), notApplicable(why) where it does not.
  *
  * runModemFaultRow(row, kit, cell, world) plays one cell on a fresh rig:
  * 1. the fault, by `row.when`:
@@ -22,7 +25,7 @@
  *                driver send (one AT+CIPSEND) or the session close; the socket ends with
  *                `reason` within `closesWithinMs` (0: at once, synchronously);
  *    "kept"      on a working link, which carries data after it (`repeat` times);
- * 2. the state report "<reported> <reason>" is among the driver's reports;
+ * 2. the state report "<reported> <reason>" is among the driver's reports; `struck` holds;
  * 3. `heal` (the row's, then the cell's), then the retry (`retry`, else the kit's): the
  *    next open at once, or eventually (a few tries), or only after at least one failure,
  *    or none (the fault stays); data flows over it; then `check` (with the commands of
@@ -34,15 +37,18 @@ import { expect } from "vitest";
 import type mqtt from "mqtt";
 import type { Esp8266CloseReason } from "../../src/modem/esp8266";
 import { Sim800, type Sim800CloseReason } from "../../src/modem/sim800";
+import { Sim7600, type Sim7600CloseReason } from "../../src/modem/sim7600";
 import type { ModemSimCore } from "../../scripts/simulators/modem-sim/core";
 import { Rig as EspRig, PASSWORD, type RigOptions as EspRigOptions } from "./esp8266-rig";
 import { Sim800Rig, type Sim800RigOptions } from "./sim800-rig";
+import { Sim7600Rig, type Sim7600RigOptions } from "./sim7600-rig";
 import { Socket, sleep, until, type Broker } from "./modem-rig";
 
 /** Each modem kind the table covers: its rig, the rig's options, its driver's close reasons. */
 export interface Modems {
   esp8266: { rig: EspRig; options: EspRigOptions; reason: Esp8266CloseReason };
   sim800: { rig: Sim800Rig; options: Sim800RigOptions; reason: Sim800CloseReason };
+  sim7600: { rig: Sim7600Rig; options: Sim7600RigOptions; reason: Sim7600CloseReason };
 }
 export type TableModem = keyof Modems;
 
@@ -71,6 +77,8 @@ export interface FaultCell<K extends TableModem> {
   reported?: "failed" | "joined";
   /** Real ms for the close (or for the open to end, bring-up); 0: at once. Default 5000 (bring-up: 8000). */
   closesWithinMs?: number;
+  /** Checks once the fault struck (the open ended, or the socket closed), before any heal or retry. */
+  struck?: (r: Modems[K]["rig"], s: Socket) => void;
   /** Default: the kit's (each modem's tests retried as they always had). */
   retry?: Retry;
   /** Undoes this modem's knob before the retry. */
@@ -95,8 +103,16 @@ export interface ModemFaultRow {
   repeat?: number;
   /** Undoes the row's knob before the retry. */
   heal?: (sim: ModemSimCore) => void;
-  cells: { [K in TableModem]?: FaultCell<K> };
+  /** Every modem kind: its cell, or why the row does not apply to it. */
+  cells: { [K in TableModem]: FaultCell<K> | NotApplicable };
 }
+
+/** A row's entry for a modem it does not apply to, with the reason. */
+export interface NotApplicable {
+  notApplicable: string;
+}
+export const notApplicable = (why: string): NotApplicable => ({ notApplicable: why });
+const applies = <K extends TableModem>(cell: FaultCell<K> | NotApplicable): cell is FaultCell<K> => !("notApplicable" in cell);
 
 /** What the table needs of one modem kind beyond its cells. */
 export interface ModemKit<K extends TableModem> {
@@ -164,13 +180,29 @@ export const MODEM_KITS: { [K in TableModem]: ModemKit<K> } = {
       expect(r.sim.violations, "sim saw data before the prompt").toEqual([]);
     },
   },
+  sim7600: {
+    kind: "sim7600",
+    rig: (world, o) => new Sim7600Rig(world.broker, o),
+    retry: "eventually",
+    // MQTT CONNECT (once per socket), then a PINGREQ answered by PINGRESP (read back in hex)
+    async flows(r, s) {
+      if (!s.rx) await r.mqttConnect(s, "sim7600-" + nextId());
+      await r.ping(s);
+    },
+    send: (r) => r.modem.write("\xc0\x00"),
+    checkRig(r) {
+      // the APN credentials never reach a log line (the engine logs AT+CGAUTH=<hidden>)
+      expect(r.credentialsLogged(), "log lines with the APN credentials").toEqual([]);
+      expect(r.sim.violations, "sim saw data before the prompt").toEqual([]);
+    },
+  },
 };
 
 /** The rows a modem's kit plays: each row with a cell for it. */
 export function rowsFor<K extends TableModem>(kind: K): { row: ModemFaultRow; cell: FaultCell<K> }[] {
   return MODEM_FAULT_ROWS.flatMap((row) => {
-    const cell = row.cells[kind] as FaultCell<K> | undefined;
-    return cell ? [{ row, cell }] : [];
+    const cell = row.cells[kind] as FaultCell<K> | NotApplicable;
+    return applies(cell) ? [{ row, cell }] : [];
   });
 }
 
@@ -235,6 +267,7 @@ export async function runModemFaultRow<K extends TableModem>(row: ModemFaultRow,
       }
     }
     if (cell.reported) expect(r.states, "the state reported with the reason").toContain(`${cell.reported} ${cell.reason}`);
+    cell.struck?.(r, struck);
 
     if (working) {
       if (row.when != "kept") await kit.flows(r, working, world);
@@ -279,15 +312,24 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
     cells: {
       esp8266: { reason: "connect ERROR", reported: "failed" },
       sim800: { reason: "CONNECT FAIL", reported: "joined" },
+      // the network service goes down with the failed open: the next one starts from AT+NETCLOSE
+      sim7600: { reason: "+CIPOPEN: 0,1", reported: "failed" },
     },
   },
   {
-    name: "dropped link (CLOSED): the socket ends once, reopening works",
+    name: "dropped link (CLOSED, +IPCLOSE): the socket ends once, reopening works",
     when: "link",
     inject: (sim) => sim.dropLink(),
     cells: {
       esp8266: { reason: "CLOSED", reported: "failed" },
       sim800: { reason: "CLOSED", reported: "joined", closesWithinMs: 3000 },
+      // the peer closed (+IPCLOSE: 0,1): the network service stays open, the next open is AT+CIPOPEN at once
+      sim7600: {
+        reason: "+IPCLOSE: 0,1",
+        reported: "joined",
+        struck: (r) => expect(r.states.at(-1)).toBe("joined +IPCLOSE: 0,1"),
+        check: (_r, opened) => expect(opened[0]).toMatch(/^AT\+CIPOPEN=0,/),
+      },
     },
   },
   {
@@ -298,16 +340,29 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
     cells: {
       esp8266: { reason: "send ERROR", reported: "failed" },
       sim800: { reason: "ERROR", reported: "joined", closesWithinMs: 3000 },
+      // AT+CIPCLOSE=0; the network service stays open
+      sim7600: { reason: "ERROR", reported: "joined", check: (_r, opened) => expect(opened[0]).toMatch(/^AT\+CIPOPEN=0,/) },
     },
   },
   {
-    name: "ERROR to AT+CIPSTART on a module already up: that open fails, the next one works",
+    name: "ERROR to the open (AT+CIPSTART, AT+CIPOPEN) on a module already up: that open fails, the next one works",
     when: "reopen",
     inject: (sim) => (sim.fault.error = 1),
     cells: {
       esp8266: { reason: "connect ERROR", reported: "failed" },
       // ERROR leaves the bearer in doubt: AT+CIPSHUT and a fresh attach next time
       sim800: { reason: "ERROR", reported: "failed" },
+      // the failed AT+CIPOPEN takes the network service down: the next open starts from AT+NETCLOSE
+      sim7600: { reason: "ERROR", reported: "failed", check: (_r, opened) => expect(opened).toContain("AT+NETCLOSE") },
+    },
+  },
+  {
+    name: "+CME ERROR to AT+CIPOPEN: the open fails with it, the next one works",
+    when: "bring-up",
+    cells: {
+      esp8266: notApplicable("the LTE module's answer: the ESP8266 answers its AT+CIPSTART with ERROR (the row above)"),
+      sim800: notApplicable("the LTE module's answer: the SIM800 answers its AT+CIPSTART with ERROR (the row above)"),
+      sim7600: { inject: (r) => void (r.sim.openErrors = 1), reason: "+CME ERROR: 4", reported: "failed" },
     },
   },
   {
@@ -318,6 +373,7 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
     cells: {
       esp8266: { reason: "send SEND FAIL", reported: "failed" },
       sim800: { reason: "SEND FAIL", reported: "joined", closesWithinMs: 3000 },
+      sim7600: notApplicable('no "SEND FAIL" in this family: a send that fails ends "+CIPSEND: 0,<n>,-1" or "+CIPERROR: <err>"'),
     },
   },
   {
@@ -338,6 +394,8 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
           expect(r.sim.commands.filter((c) => c.startsWith("AT+CIPSEND")).length - before).toBe(1);
         },
       },
+      sim800: notApplicable('"busy p..." is the ESP8266\'s answer while it is busy'),
+      sim7600: notApplicable('"busy p..." is the ESP8266\'s answer while it is busy'),
     },
   },
   // the bring-up
@@ -347,6 +405,8 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
     inject: (sim) => (sim.fault.busy = 1), // eats ATE0
     cells: {
       esp8266: { rig: { hardReset: true }, reason: "ATE0 busy p...", reported: "failed" },
+      sim800: notApplicable('"busy p..." is the ESP8266\'s answer while it is busy'),
+      sim7600: notApplicable('"busy p..." is the ESP8266\'s answer while it is busy'),
     },
   },
   {
@@ -354,7 +414,10 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
     when: "bring-up",
     inject: (sim) => (sim.fault.error = 2),
     cells: {
+      esp8266: notApplicable("the ESP8266's bring-up starts with AT+RST, not an AT probe"),
       sim800: { reason: null, closesWithinMs: 3000 },
+      // an answer other than OK to the probe: probe again a second later
+      sim7600: { reason: null, closesWithinMs: 3000 },
     },
   },
   {
@@ -365,6 +428,7 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
     cells: {
       esp8266: { reason: "ATE0 ERROR", reported: "failed" },
       sim800: { reason: "E0 ERROR", reported: "failed", closesWithinMs: 3000 },
+      sim7600: { reason: "ERROR", reported: "failed", closesWithinMs: 3000, check: (_r, opened) => expect(opened[0]).toBe("AT") },
     },
   },
   {
@@ -374,6 +438,8 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
     inject: (sim) => sim.garbage(4),
     cells: {
       esp8266: { rig: { sim: { seed: 7 } }, reason: AT_MOST_ONE_FAILURE },
+      sim800: { rig: { sim: { seed: 7 } }, reason: AT_MOST_ONE_FAILURE },
+      sim7600: { rig: { sim: { seed: 7 } }, reason: AT_MOST_ONE_FAILURE },
     },
   },
   {
@@ -398,6 +464,15 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
         },
         check: (_r, _opened, s) => expect(s!.parseErrors).toBe(0),
       },
+      sim7600: {
+        rig: { sim: { seed: 7 } },
+        reason: null,
+        inject: async (r) => {
+          r.sim.garbage(5);
+          await sleep(50);
+        },
+        check: (_r, _opened, s) => expect(s!.parseErrors).toBe(0),
+      },
     },
   },
   // the module
@@ -408,10 +483,12 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
     cells: {
       esp8266: { reason: "reboot", reported: "failed", check: (_r, opened) => expect(opened.slice(0, 2)).toEqual(["AT+RST", "ATE0"]) },
       sim800: { reason: "RDY", reported: "failed", closesWithinMs: 3000 },
+      // the network service went with the restart: a full bring-up from the AT probe
+      sim7600: { reason: "RDY", reported: "failed", check: (_r, opened) => expect([opened[0], opened.includes("AT+NETOPEN")]).toEqual(["AT", true]) },
     },
   },
   {
-    name: "the network lost (WIFI DISCONNECT, +PDP: DEACT): the socket closes, the next open joins or attaches again first",
+    name: "the network lost (WIFI DISCONNECT, +PDP: DEACT, +CIPEVENT): the socket closes, the next open joins or attaches again first",
     when: "link",
     inject: (sim) => sim.netDown(),
     cells: {
@@ -428,6 +505,18 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
         check: (_r, _opened, _s, again) => {
           expect(again).toContain("AT+CIPSHUT");
           expect(again).toContain("AT+CIICR");
+        },
+      },
+      // the service stays broken (AT+NETOPEN refused) until AT+NETCLOSE: a full bring-up with AT+NETCLOSE first
+      sim7600: {
+        reason: "+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY",
+        reported: "failed",
+        struck: (r) => expect(r.sim.netBroken).toBe(true),
+        check: (r, _opened, _s, again) => {
+          expect(again[0]).toBe("AT");
+          expect(again.indexOf("AT+NETCLOSE")).toBeGreaterThanOrEqual(0);
+          expect(again.indexOf("AT+NETCLOSE")).toBeLessThan(again.indexOf("AT+NETOPEN"));
+          expect(r.sim.netBroken).toBe(false);
         },
       },
     },
@@ -458,6 +547,24 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
           expect(r.states).not.toContain("resetting");
         },
       },
+      // TIMEOUT after AT+CIPSEND's 125 s, then AT probes until it answers and a fresh bring-up
+      sim7600: {
+        rig: { speed: 60 },
+        reason: "TIMEOUT",
+        reported: "failed",
+        closesWithinMs: 6000,
+        check: (r, _opened, _s, again) => {
+          // The module was owed the 2 bytes of the AT+CIPSEND=0,2 it prompted for while muted: the
+          // "AT" of the next open's probe went there (and to the broker, which dropped the old link),
+          // and the OK of that send answered the probe: the probe went out, the module is not in
+          // the commands it saw; then a fresh bring-up. No restart.
+          expect(r.log.filter((l) => l == "at: AT").length, "probes, one per bring-up").toBeGreaterThanOrEqual(2);
+          expect(again[0]).toBe("ATE0");
+          expect(again).toContain("AT+NETCLOSE");
+          expect(again.some((c) => c.includes("CRESET") || c.includes("CPOF"))).toBe(false);
+          expect(r.states).not.toContain("resetting");
+        },
+      },
     },
   },
   {
@@ -468,6 +575,17 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
     cells: {
       esp8266: { rig: { hardReset: true }, reason: "timeout", reported: "failed", closesWithinMs: 3000 },
       sim800: { rig: { powerOn: true, speed: 30 }, reason: "TIMEOUT", reported: "failed", closesWithinMs: 6000, check: (r) => expect(r.powerOns).toBe(1) },
+      // the probe goes unanswered for 30 s (driver time): PWRKEY, which also un-mutes the simulated module
+      sim7600: {
+        rig: { powerOn: true, speed: 60, driver: { regDeadline: 120000 } },
+        reason: "TIMEOUT",
+        reported: "failed",
+        closesWithinMs: 6000,
+        check: (r) => {
+          expect(r.powerOns).toBeGreaterThanOrEqual(1);
+          expect(r.states).toContain("resetting");
+        },
+      },
     },
   },
   {
@@ -481,6 +599,28 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
         reported: "failed",
         closesWithinMs: 3000,
         check: (r) => expect(r.powerOns).toBe(1),
+      },
+      esp8266: notApplicable("the ESP8266 has no power key and reports no power down"),
+      sim7600: notApplicable("its driver takes no power-down line as a URC: a module that went off is found by a time-out (the mute rows, and the next row)"),
+    },
+  },
+  {
+    name: "the module powered down between links (NORMAL POWER DOWN): the next open times out, the one after probes, presses PWRKEY after 30 s and comes up",
+    when: "reopen",
+    cells: {
+      esp8266: notApplicable("the ESP8266 has no power key"),
+      sim800: notApplicable("the SIM800's power down is the row above (its driver takes the URC)"),
+      sim7600: {
+        rig: { powerOn: true, speed: 60, driver: { regDeadline: 120000 } },
+        inject: (r) => r.sim.powerDown(),
+        // the network service counts as open: AT+CIPOPEN at once, unanswered for its 125 s
+        reason: "TIMEOUT",
+        reported: "failed",
+        closesWithinMs: 6000,
+        check: (r) => {
+          expect(r.powerOns).toBeGreaterThanOrEqual(1);
+          expect(r.states).toContain("resetting");
+        },
       },
     },
   },
@@ -528,6 +668,7 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
             ...["attaching +CSQ: 18,0", "joined", "connecting", "connected"],
           ]),
       },
+      sim7600: notApplicable("no +IPD frame to lose bytes from: the driver pulls what arrives with AT+CIPRXGET=3 (hex)"),
     },
   },
   // the network and the SIM
@@ -536,6 +677,8 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
     when: "bring-up",
     cells: {
       esp8266: { rig: { sim: { joinFail: 1 } }, reason: "wifi timeout", reported: "failed", heal: (r) => (r.sim.joinFail = undefined) },
+      sim800: notApplicable("a WiFi fault: a cellular module joins no access point"),
+      sim7600: notApplicable("a WiFi fault: a cellular module joins no access point"),
     },
   },
   {
@@ -543,20 +686,32 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
     when: "bring-up",
     cells: {
       esp8266: { rig: { sim: { joinFail: 4 } }, reason: "wifi failed", reported: "failed", heal: (r) => (r.sim.joinFail = undefined) },
+      sim800: notApplicable("a WiFi fault: a cellular module joins no access point"),
+      sim7600: notApplicable("a WiFi fault: a cellular module joins no access point"),
     },
   },
   {
     name: "no SIM: the open fails with the module's answer",
     when: "bring-up",
     cells: {
+      esp8266: notApplicable("a cellular fault: a WiFi module has no SIM, no registration and no APN"),
       sim800: { rig: { sim: { sim: "none" } }, reason: "+CPIN? +CME ERROR: 10", reported: "failed", retry: "none" },
+      sim7600: { rig: { sim: { sim: "none" } }, reason: "+CME ERROR: 10", reported: "failed", retry: "none" },
     },
   },
   {
     name: "the network never registers: the open fails at the registration deadline",
     when: "bring-up",
     cells: {
+      esp8266: notApplicable("a cellular fault: a WiFi module has no SIM, no registration and no APN"),
       sim800: {
+        rig: { sim: { regStat: 0 }, driver: { regDeadline: 6000 } },
+        reason: "no network",
+        reported: "failed",
+        retry: "none",
+        check: (r) => expect(r.states[r.states.length - 1]).toBe("failed no network"),
+      },
+      sim7600: {
         rig: { sim: { regStat: 0 }, driver: { regDeadline: 6000 } },
         reason: "no network",
         reported: "failed",
@@ -566,14 +721,31 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
     },
   },
   {
-    name: "a wrong APN: AT+CIICR fails; the right one works",
+    name: "slow registration past the registration deadline: that open fails with \"no network\", once registered the next one works",
     when: "bring-up",
     cells: {
+      esp8266: notApplicable("a cellular fault: a WiFi module has no SIM, no registration and no APN"),
+      sim800: { rig: { sim: { regPolls: 6 }, driver: { regDeadline: 2000 } }, reason: "no network", reported: "failed", closesWithinMs: 20000 },
+      sim7600: { rig: { sim: { regPolls: 6 }, driver: { regDeadline: 2000 } }, reason: "no network", reported: "failed", closesWithinMs: 20000 },
+    },
+  },
+  {
+    name: "a wrong APN: the attach fails (AT+CIICR, AT+NETOPEN); the right one works",
+    when: "bring-up",
+    cells: {
+      esp8266: notApplicable("a cellular fault: a WiFi module has no SIM, no registration and no APN"),
       sim800: {
         rig: { driver: { apn: "wrong" } },
         reason: "+CIICR ERROR",
         reported: "failed",
         heal: (r) => (r.modem = new Sim800(r.engine, r.clock, { apn: "internet" })),
+      },
+      // the network knows only "internet": "+NETOPEN: 1"
+      sim7600: {
+        rig: { driver: { apn: "wrong" } },
+        reason: "+NETOPEN: 1",
+        reported: "failed",
+        heal: (r) => (r.modem = new Sim7600(r.engine, r.clock, { apn: "internet" })),
       },
     },
   },
@@ -590,6 +762,23 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
           expect(r.sim.commands.filter((c) => c.startsWith("AT+CIPSTART"))).toEqual([]);
           expect(r.states.at(-1)).toBe("joined +CIPSSL ERROR");
         },
+      },
+      esp8266: notApplicable("the SIM800's AT+CIPSSL: the ESP8266 firmware's SSL is AT+CIPSTART=\"SSL\""),
+      sim7600: notApplicable("the SIM7600 driver carries no TLS at all: the next row"),
+    },
+  },
+  {
+    name: "TLS asked of a driver without it: the open fails with \"no TLS\", no AT+CIPOPEN goes out",
+    when: "bring-up",
+    cells: {
+      esp8266: notApplicable("the ESP8266 driver carries TLS"),
+      sim800: notApplicable("the SIM800 driver carries TLS (AT+CIPSSL, the row above)"),
+      sim7600: {
+        rig: { driver: { ssl: true } },
+        reason: "no TLS",
+        reported: "failed",
+        retry: "none",
+        check: (r) => expect(r.sim.commands.filter((c) => c.startsWith("AT+CIPOPEN"))).toEqual([]),
       },
     },
   },

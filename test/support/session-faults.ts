@@ -8,19 +8,23 @@
  * ways before the fault; after it, the session connects again by itself and a command
  * reaches the board (nothing lost to a stale link); no secret in any log line; no data
  * before a prompt. test/modem/session-faults.test.ts plays every row for every modem with a
- * cell; adding a modem is adding its kit to SESSION_KITS and its cells.
+ * cell; every row names every modem (`notApplicable(why)` where the fault does not apply to
+ * it, as in ./modem-faults.ts); adding a modem is adding its kit to SESSION_KITS and its cells.
  */
 import { expect } from "vitest";
 import mqtt from "mqtt";
 import { AtEngine } from "../../src/at/engine";
 import { Modem as Esp8266Modem } from "../../src/modem/esp8266";
 import { Modem as Sim800Modem } from "../../src/modem/sim800";
+import { Modem as Sim7600Modem } from "../../src/modem/sim7600";
 import type { ModemDriver } from "../../src/modem/driver";
 import { MqttClient } from "../../src/session/index";
 import type { ModemSimCore } from "../../scripts/simulators/modem-sim/core";
 import { Esp8266Sim } from "../../scripts/simulators/modem-sim/esp8266";
 import { Sim800Sim } from "../../scripts/simulators/modem-sim/sim800";
+import { Sim7600Sim } from "../../scripts/simulators/modem-sim/sim7600";
 import { realClock, until, type Broker } from "./modem-rig";
+import type { NotApplicable } from "./modem-faults";
 
 /** A modem's driver and simulator for the session, built the way the app builds the driver. */
 export interface SessionKit<Sim extends ModemSimCore = ModemSimCore> {
@@ -56,6 +60,17 @@ export const SESSION_KITS = {
       return { sim, modem: new Sim800Modem(engine, realClock, Object.assign({ log }, { apn: "internet", user: "u", password: "pw-secret" })) };
     },
   } satisfies SessionKit<Sim800Sim>,
+  sim7600: {
+    kind: "sim7600",
+    host: "broker.example",
+    secret: "pw-secret",
+    build(broker, log) {
+      const sim = new Sim7600Sim({ apn: "internet", hostMap: () => ({ host: "127.0.0.1", port: broker.port }), maxChunk: 24, bootBanner: true });
+      const engine = new AtEngine({ write: (d) => sim.receive(d) }, realClock);
+      sim.on("tx", (c: string) => engine.feed(c));
+      return { sim, modem: new Sim7600Modem(engine, realClock, Object.assign({ log }, { apn: "internet", user: "u", password: "pw-secret" })) };
+    },
+  } satisfies SessionKit<Sim7600Sim>,
 };
 export type SessionModem = keyof typeof SESSION_KITS;
 type SimOf<K extends SessionModem> = ReturnType<(typeof SESSION_KITS)[K]["build"]>["sim"];
@@ -64,29 +79,44 @@ export interface SessionFaultRow {
   /** The fault, as the test names it. */
   name: string;
   inject(sim: ModemSimCore): void;
-  /** Per modem: what its module's recovery must show once the session is back. */
-  cells: { [K in SessionModem]?: { check?(sim: SimOf<K>): void } };
+  /** Per modem: what its module's recovery must show once the session is back (or why the row does not apply). */
+  cells: { [K in SessionModem]: { check?(sim: SimOf<K>): void } | NotApplicable };
 }
 
 export const SESSION_FAULT_ROWS: SessionFaultRow[] = [
   {
-    name: "the network drops (WIFI DISCONNECT, +PDP: DEACT)",
+    name: "the network drops (WIFI DISCONNECT, +PDP: DEACT, +CIPEVENT: NETWORK CLOSED UNEXPECTEDLY)",
     inject: (sim) => sim.netDown(),
     cells: {
       // the next open joins the access point again
       esp8266: { check: (sim) => expect(sim.commands.filter((c) => c.startsWith("AT+CWJAP")).length).toBe(2) },
       // the next open shuts the old IP stack down and attaches afresh
       sim800: { check: (sim) => expect(sim.commands.filter((c) => c == "AT+CIPSHUT").length).toBe(2) },
+      // the next open closes the broken network service and opens it afresh
+      sim7600: {
+        check: (sim) => {
+          expect(sim.commands.filter((c) => c == "AT+NETCLOSE").length).toBe(2);
+          expect(sim.commands.filter((c) => c == "AT+NETOPEN").length).toBe(2);
+          expect(sim.netBroken).toBe(false);
+        },
+      },
     },
   },
   {
-    name: "the link drops (CLOSED)",
+    name: "the link drops (CLOSED, +IPCLOSE)",
     inject: (sim) => sim.dropLink(),
     cells: {
       // the module stays joined: the next open connects at once
       esp8266: { check: (sim) => expect(sim.commands.filter((c) => c.startsWith("AT+CWJAP")).length).toBe(1) },
       // the bearer stays up: no second bring-up
       sim800: { check: (sim) => expect(sim.commands.filter((c) => c == "AT+CIICR").length).toBe(1) },
+      // the network service stays open: no second AT+NETOPEN, the next open is AT+CIPOPEN at once
+      sim7600: {
+        check: (sim) => {
+          expect(sim.commands.filter((c) => c == "AT+NETOPEN").length).toBe(1);
+          expect(sim.commands.filter((c) => c.startsWith("AT+CIPOPEN")).length).toBe(2);
+        },
+      },
     },
   },
 ];
@@ -97,6 +127,7 @@ let ids = 0;
 export async function runSessionFaultRow<K extends SessionModem>(row: SessionFaultRow, kind: K, broker: Broker): Promise<void> {
   const kit: SessionKit = SESSION_KITS[kind];
   const cell = row.cells[kind] as { check?(sim: ModemSimCore): void };
+  if ("notApplicable" in cell) throw new Error(`${row.name} does not apply to ${kind}: ${cell.notApplicable}`);
   const log: string[] = [];
   const { sim, modem } = kit.build(broker, (l) => log.push(l));
   const id = `${kind}-${++ids}`;
