@@ -99,7 +99,7 @@ export const MODEMS = {
   sim7600: {
     title: "SIM7600 / A7670 (LTE)",
     // above the SIM800's: reading received data in hex (AT+CIPRXGET=3) and decoding it
-    driverBudget: 2050,
+    driverBudget: 2000,
     // The same APN section as the SIM800's: a board moving from 2G to LTE keeps its led.json.
     configKey: "gprs",
     configFields: ["apn", "user", "password"],

@@ -247,12 +247,11 @@ export class Sim7600 implements Transport {
        */
       read = (): unknown =>
         socket! & SOCKET_CONNECTED &&
-        command("+CIPRXGET=3,0," + MAX_READ_BYTES, COMMAND_TIMEOUT_MS, (final, lines, sentIn, fields?: any, hex?: any, bytes?: any, at?: any) => {
-          // lines: "+CIPRXGET: 3,0,<read>,<left>,<hex digits>"
+        command("+CIPRXGET=3,0," + MAX_READ_BYTES, COMMAND_TIMEOUT_MS, (final, lines, sentIn, fields?: any, bytes?: any) => {
+          // lines: "+CIPRXGET: 3,0,<read>,<left>,<hex digits>"; each pair of digits a byte ("0x4a" reads as 74)
           if (final == "OK") {
             fields = lines.split(",");
-            hex = fields[4] || "";
-            for (bytes = "", at = 0; at < hex.length; at += 2) bytes += String.fromCharCode(parseInt(hex.substr(at, 2), 16));
+            bytes = (fields[4] || "").replace(/../g, (pair: string) => String.fromCharCode(("0x" + pair) as any));
             if (bytes) (handler as TransportHandler).onData(bytes);
             if (+fields[3]) read();
           }
