@@ -177,10 +177,10 @@ async function keepAliveCycles(
   const rb = await start({ files: o.files ?? {}, speed: o.cycleSpeed ?? 20, config: { keepAlive: 6 } });
   const cycles = o.cycles!;
   await until(() => pings >= 10, 60_000, "10 keep-alive cycles");
-  const blocksAtCycle10 = (await rb.blocks()) - base;
+  const blocksAtCycle10 = (await rb.blocksAtRest()) - base;
   await until(() => pings >= cycles, cycles * 1000, `${cycles} keep-alive cycles`);
   const timeouts = rb.lines.filter((l) => /ping timeout/.test(l)).length;
-  const blocksAfterCycles = (await rb.blocks()) - base;
+  const blocksAfterCycles = (await rb.blocksAtRest()) - base;
   log(`${o.name}: ${blocksAtCycle10} blocks after 10 keep-alive cycles, ${blocksAfterCycles} after ${pings} (${timeouts} ended in a ping timeout on this loaded host)`);
   await rb.stop();
   return { cycles: pings, blocksAtCycle10, blocksAfterCycles };

@@ -179,9 +179,9 @@ describe.skipIf(!!why).each(MODEM_KINDS as ModemKind[])("real interpreter, linux
     // time for each PINGRESP to come back through the simulator and the broker
     const rb = await boot({ keepAlive: 6 }, speed);
     await until(() => pings.length >= 20, 60_000, "20 keep-alive cycles");
-    const start = await rb.blocks();
+    const start = await rb.blocksAtRest();
     await until(() => pings.length >= cycles, 600_000, `${cycles} keep-alive cycles`);
-    const end = await rb.blocks();
+    const end = await rb.blocksAtRest();
     console.log(`  ${modem}: ${start} blocks after 20 keep-alive cycles, ${end} after ${pings.length}`);
     expect(end - start).toBeLessThanOrEqual(4);
   }, 700_000);

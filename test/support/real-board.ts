@@ -308,6 +308,21 @@ export class RealBoard {
     return Number(await this.eval("process.memory().usage"));
   }
 
+  /**
+   * Blocks at rest: the lowest of `samples` readings `gapMs` apart. A keep-alive cycle or a
+   * send in flight holds its AT command, callbacks and packet for part of the time (the
+   * SIM800's about 55 blocks: one reading in a cycle may catch them, the next not); a leak
+   * raises the lowest reading too.
+   */
+  async blocksAtRest(samples = 5, gapMs = 170): Promise<number> {
+    let lowest = Infinity;
+    for (let i = 0; i < samples; i++) {
+      if (i) await sleep(gapMs);
+      lowest = Math.min(lowest, await this.blocks());
+    }
+    return lowest;
+  }
+
   /** CPU time (user + system) the interpreter has used, in ms, from /proc/<pid>/schedstat (ns resolution). */
   cpuMs(): number {
     const s = readFileSync(`/proc/${this.pid}/schedstat`, "utf8");
