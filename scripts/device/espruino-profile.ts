@@ -19,6 +19,7 @@
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { encode, PUBLISH } from "../../src/codec/index";
 import { startAedes } from "../../test/support/brokers";
 import { Phone, RealBoard, realBoardUnavailable, sleep, until } from "../../test/support/real-board";
 import { modemEntry, type ModemKind } from "../modems";
@@ -28,6 +29,8 @@ import { isMain, parseArgs, ROOT } from "../repo";
 interface DumpedVar {
   ref: number;
   blocks: number;
+  /** The block's type (jsvar.h's JsVarFlags & JSV_VARTYPEMASK). */
+  type: number;
   description: string;
   links: number[];
 }
@@ -43,6 +46,7 @@ export function parseDump(lines: string[]): Map<number, DumpedVar> {
     vars.set(+head[1], {
       ref: +head[1],
       blocks: +head[2],
+      type: +head[3],
       description: described ? described[1] : "",
       links: rest.split(",").filter(Boolean).map(Number),
     });
@@ -66,7 +70,7 @@ const FUNCTION_TYPES = new Set([7, 9]);
 /** The hidden names a function keeps: its code, its scope, the `this` of an arrow; the others are its parameters. */
 const CODE_NAME = '"\\xFFcod"', SCOPE_NAME = '"\\xFFsco"', THIS_NAME = '"\\xFFths"';
 
-export function blockShares(vars: Map<number, DumpedVar>, typeOf: Map<number, number>): BlockShare {
+export function blockShares(vars: Map<number, DumpedVar>): BlockShare {
   let total = 0;
   for (const v of vars.values()) total += v.blocks;
   const counted = new Set<number>();
@@ -82,7 +86,7 @@ export function blockShares(vars: Map<number, DumpedVar>, typeOf: Map<number, nu
   // type too: the targets of the scope links are scopes, not functions.
   for (const v of vars.values()) if (v.description == SCOPE_NAME) v.links.forEach((scope) => scopes.add(scope));
   for (const v of vars.values()) {
-    if (!FUNCTION_TYPES.has(typeOf.get(v.ref)!) || scopes.has(v.ref)) continue;
+    if (!FUNCTION_TYPES.has(v.type) || scopes.has(v.ref)) continue;
     functions++;
     functionBlocks += take(v.ref);
     for (const child of v.links) {
@@ -105,11 +109,8 @@ export function blockShares(vars: Map<number, DumpedVar>, typeOf: Map<number, nu
   return { total, functions, functionBlocks, parameters, scopes: scopes.size, scopeLocals, scopeBlocks, other: total - functionBlocks - scopeBlocks };
 }
 
-/** A PUBLISH at QoS 0 as the broker sends it (topic and payload of at most 127 bytes in all). */
-function publishPacket(topic: string, payload: string): string {
-  const body = "\x00" + String.fromCharCode(topic.length) + topic + payload;
-  return "\x30" + String.fromCharCode(body.length) + body;
-}
+/** A PUBLISH at QoS 0 as the broker sends it (the same bytes a client's PUBLISH has). */
+const publishPacket = (topic: string, payload: string) => encode({ type: PUBLISH, topic, payload, qos: 0, retain: false, dup: false });
 /** The chunks each CPU step feeds to the UART handler; received bytes in the module's pushed frame, when it pushes them. */
 export function cpuSteps(modem: ModemKind): { what: string; chunk: string }[] {
   const frame = modemEntry(modem).pushedFrame;
@@ -156,12 +157,7 @@ export async function profile(bin: string, name: string, modem: ModemKind, scrip
     const from = board.lines.length;
     await board.eval("(E.dumpVariables(),'')", 20_000);
     const dumped = board.lines.slice(from);
-    const typeOf = new Map<number, number>();
-    for (const line of dumped) {
-      const m = /^(\d+),\d+,(\d+),/.exec(line);
-      if (m) typeOf.set(+m[1], +m[2]);
-    }
-    const shares = blockShares(parseDump(dumped), typeOf);
+    const shares = blockShares(parseDump(dumped));
 
     const cpu: { what: string; us: number }[] = [];
     for (const step of cpuSteps(modem)) {

@@ -22,16 +22,15 @@ const DUMP = [
 
 describe("espruino-profile: where the blocks go, from E.dumpVariables()", () => {
   const vars = parseDump(DUMP);
-  const typeOf = new Map([...DUMP.slice(1)].map((l) => l.split(",")).map((f) => [Number(f[0]), Number(f[2])] as [number, number]));
 
   it("reads every listed block with its size, description and links", () => {
     expect(vars.size).toBe(12);
-    expect(vars.get(12)).toEqual({ ref: 12, blocks: 2, description: 'String "twelve chars"', links: [] });
+    expect(vars.get(12)).toEqual({ ref: 12, blocks: 2, type: 37, description: 'String "twelve chars"', links: [] });
     expect(vars.get(3)!.links).toEqual([4, 5, 6, 8]);
   });
 
   it("counts a closure's scope apart from the functions, though both have a function's type", () => {
-    const s = blockShares(vars, typeOf);
+    const s = blockShares(vars);
     expect(s.total).toBe(13);
     expect(s.functions).toBe(1);
     // the function, its 2 parameter names, the code name and the code, the scope link
