@@ -104,20 +104,7 @@ describe("SIM7600 / A7670 end to end", () => {
     expect(r.problems(), r.diagnostics()).toEqual([]);
   });
 
-  it("pico-sim7600: a module gone silent: the board notices by itself, pulses PWRKEY, and is back once it answers", async () => {
-    rig = await startRig({ board: "pico", modem: "sim7600" });
-    const r = rig;
-    await r.command("on");
-    const mark = r.mark();
-    const pulses = r.resetPulses;
-    r.sim.mute(true);
-    await r.waitFor(() => r.resetPulses > pulses, "the board to pulse PWRKEY", { timeoutMs: 600_000 });
-    r.sim.mute(false);
-    await r.waitOnline(mark, { timeoutMs: 600_000 });
-    expect(r.received("led/state", mark).map((m) => m.payload)[0]).toBe("on");
-    await r.toggleObeyed("after the silent module came back");
-    expect(r.problems(), r.diagnostics()).toEqual([]);
-  });
+  // A module gone silent (PWRKEY pulse, back once it answers): the board fault table's row for pico-sim7600 (test/support/board-faults.ts).
 
   it("linux-sim7600 (no PWRKEY): the module resets by itself; the board is back", async () => {
     rig = await startRig({ board: "linux", modem: "sim7600" });
