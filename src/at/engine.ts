@@ -12,7 +12,9 @@
  *   modems send the space; a ">" followed by anything else is line noise, and a
  *   lone ">" waits for the next byte to tell which.
  * - "+IPD,<len>:", "+IPD,<id>,<len>:", "+IPD,<len>,<ip>,<port>:" and
- *   "+IPD,<id>,<len>,<ip>,<port>:" at the start of a line are followed by
+ *   "+IPD,<id>,<len>,<ip>,<port>:" (ESP8266, SIM800), and the whole lines
+ *   "+IPD<len>" and "+CCHRECV: DATA,<id>,<len>" (SIMCom LTE: TCP and SSL) at
+ *   the start of a line are followed by
  *   exactly <len> raw bytes (anything: "\r\n", "OK", "+IPD"...). They go to
  *   onData AS THEY ARRIVE, in one or more pieces that add up to <len> per frame
  *   (the Transport contract is "chunks of any size" anyway), so no frame is
@@ -222,9 +224,9 @@ export const AtEngine = function (this: AtEngine, uart: Uart, clock: Clock, log?
           rest = rest.slice(owedBytes);
           owedBytes -= match.length;
           self.onData(match, frameLinkId);
-        } else if (!skippingLongLine && (match = /^> |^ *\+IPD,([\d.,]+):/.exec(rest))) {
+        } else if (!skippingLongLine && (match = /^> |^ *\+IPD,([\d.,]+):|^\+IPD(\d+)\r\n|^\+CCHRECV: DATA,(\d+,\d+)\r\n/.exec(rest))) {
           rest = rest.slice(match[0].length);
-          if ((match = match[1])) {
+          if ((match = match[1] || match[2] || match[3])) {
             // 1 or 3 fields: <len>[,ip,port]; 2 or 4: <id>,<len>[,ip,port]
             match = match.split(",");
             newlineAt = match.length % 2;

@@ -58,7 +58,7 @@ import type { ModemState } from "./driver";
  * "+CIPRXGET: 1,0" (data waiting), "RDY" (SIM7600 boot), "*ATREADY: 1" (A76xx
  * boot). Five alternatives (Espruino's limit is six: docs/espruino.md).
  */
-export const SIM7600_URCS = [/^\+IPCLOSE|^\+CIPEVENT|^\+CIPRXGET: 1|^RDY|^.ATREADY/];
+const NETWORK_GONE = /^\+CIPEVENT|^RDY|^.ATREADY|DOWN$/;
 
 /**
  * Why an open ended (onClose, and the why of the "failed" or "joined" state that
@@ -69,14 +69,14 @@ export type Sim7600CloseReason =
   | "TIMEOUT" // a command went unanswered: the module is stuck (the network counts as down)
   | "no answer" // the AT probe went unanswered until the registration deadline
   | "no network" // neither AT+CEREG? nor AT+CGREG? found a registration by the deadline
-  | "no TLS" // broker.tls asked of a driver without the module's SSL commands
   | `+CPIN${string}` // the SIM is not ready: its answer ("+CPIN: SIM PIN")
   | `${string}ERROR${string}` // a step's error ("+CME ERROR: 10", "ERROR", "+CIPERROR: 4")
   | `+NETOPEN: ${string}` | `+CIPOPEN: ${string}` // AT+NETOPEN / AT+CIPOPEN answered with an error code
+  | `+CCHSTART: ${string}` | `+CCHOPEN: ${string}` // the same for TLS: AT+CCHSTART / AT+CCHOPEN
   | `+CIPSEND: ${string}` | "BUSY" // a send confirmed short, or the AT engine's queue was full
-  | `+IPCLOSE: ${string}` // the peer closed the link (or the module did)
+  | `+IPCLOSE: ${string}` | `+CCH_${string}` | `+CCHCLOSE: ${string}` // the peer closed the link (or the module did)
   | `+CIPEVENT: ${string}` // the network dropped ("NETWORK CLOSED UNEXPECTEDLY")
-  | `RDY${string}` | `${string}ATREADY`; // the module restarted
+  | `RDY${string}` | `${string}ATREADY${string}` | `${string}POWER DOWN`; // the module restarted, or switched off
 declare module "../transport" {
   interface LinkCloseReasons {
     sim7600: Sim7600CloseReason;
@@ -93,33 +93,39 @@ export interface Sim7600Options {
   log?: (line: string) => void;
   /** ms from open() (probing included) until the network must be registered (default 90000). */
   regDeadline?: number;
-  /** TLS: not carried by this driver; open() fails with "no TLS". */
+  /** TLS: the module's SSL service (AT+CCH*) instead of its TCP/IP one (AT+NETOPEN, AT+CIP*). */
   ssl?: boolean;
 }
 
 /**
  * The bring-up steps, by name: each is one command after "AT" (the packed list
- * STEP_COMMANDS below, in this order). PROBE is the probe "AT" itself;
- * CGDCONT, CGAUTH and CIPOPEN are filled in (the APN and its credentials;
- * open()'s host and port).
+ * below, in this order). PROBE is the probe "AT" itself; CGDCONT, CGAUTH and
+ * OPEN are filled in (the APN and its credentials; open()'s host and port).
+ * Steps CLOSE_SERVICE, START_SERVICE and SET_UP name the TCP/IP service's
+ * commands, or with TLS the SSL service's.
  */
 const PROBE = 0; // (tested as `!index`)
-const CPIN = 2;
-const CSQ = 3;
-const REGISTRATION = 4;
-const NETCLOSE = 5;
-const CGDCONT = 6;
-const CGAUTH = 7;
-const NETOPEN = 9;
-const CIPOPEN = 10; // the last step
-/** Steps 0..10: "", E0, +CPIN?, +CSQ, +CEREG?;+CGREG?, +NETCLOSE, (CGDCONT), (CGAUTH), +CIPRXGET=1, +NETOPEN, (CIPOPEN). */
-const STEP_COMMANDS = "|E0|+CPIN?|+CSQ|+CEREG?;+CGREG?|+NETCLOSE|||+CIPRXGET=1|+NETOPEN|";
+/** AT+CPIN?;+CSQ: the SIM's state and the signal, one command line. */
+const SIM_AND_SIGNAL = 2;
+const REGISTRATION = 3;
+const CLOSE_SERVICE = 4;
+/** AT+CGDCONT=1,"IP","<apn>";+CGAUTH=1,...: the PDP context and its credentials (secret), one command line. */
+const PDP_CONTEXT = 5;
+const START_SERVICE = 6;
+const OPEN = 8; // the last step
+/** Steps 0..3: "", E0, +CPIN?;+CSQ, +CEREG?;+CGREG? */
+const COMMON_STEPS = "|E0|+CPIN?;+CSQ|+CEREG?;+CGREG?|";
+/** Steps 4..8: +NETCLOSE, (PDP_CONTEXT), +NETOPEN, +CIPSRIP=0 (no "RECV FROM:" line before "+IPD"), (CIPOPEN) */
+const TCP_STEPS = "+NETCLOSE||+NETOPEN|+CIPSRIP=0|";
+/** The same with TLS: +CCHSTOP, (PDP_CONTEXT), +CCHSTART, +CCHSSLCFG=0,0 (session 0 uses SSL context 0), (CCHOPEN) */
+const SSL_STEPS = "+CCHSTOP||+CCHSTART|+CCHSSLCFG=0,0|";
 /**
  * The steps answered OK and later by a line of their own name ("+NETCLOSE: 0",
- * "+NETOPEN: 0", "+CIPOPEN: 0,0"): they get the long time-out, and that line ends them.
+ * "+NETOPEN: 0", "+CIPOPEN: 0,0"; "+CCHSTOP: 0", "+CCHSTART: 0", "+CCHOPEN: 0,0"):
+ * they get the long time-out, and that line ends them.
  */
-const URC_ANSWERED_STEPS = 1 << NETCLOSE | 1 << NETOPEN | 1 << CIPOPEN;
-/** The name part of a command that ends it ("+NETOPEN", "+NETCLOS", "+CIPOPEN"). */
+const URC_ANSWERED_STEPS = 1 << CLOSE_SERVICE | 1 << START_SERVICE | 1 << OPEN;
+/** The name part of a command that ends it ("+NETOPEN", "+NETCLOS", "+CIPOPEN", "+CCHSTAR"...). */
 const ANSWER_NAME_CHARS = 8;
 
 /** The socket's states. SOCKET_CONNECTED and SOCKET_SENDING share bit 0: the socket takes bytes. */
@@ -129,21 +135,19 @@ const SOCKET_CLOSING = 2;
 const SOCKET_SENDING = 3;
 type SocketState = typeof SOCKET_NONE | typeof SOCKET_CONNECTED | typeof SOCKET_CLOSING | typeof SOCKET_SENDING;
 
-/** Time-outs: the AT probe (and the poll interval), ordinary commands, AT+CIPCLOSE and reads. */
+/** Time-outs: the AT probe (and the poll interval), ordinary commands and AT+CIPCLOSE. */
 const PROBE_TIMEOUT_MS = 1e3;
 const COMMAND_TIMEOUT_MS = 5e3;
-/** AT+NETCLOSE, AT+NETOPEN, AT+CIPOPEN and AT+CIPSEND: the module's own limits are 120 s (AT+CIPTIMEOUT). */
+/** The service's start and stop, the open and each send: the module's own limits are 120 s (AT+CIPTIMEOUT). */
 const LONG_TIMEOUT_MS = 125e3;
 /** A silent module gets a PWRKEY pulse after this long, and again as long as it stays silent. */
 const POWER_KEY_REPEAT_MS = 30e3;
 /** Default of regDeadline. */
 const REGISTRATION_DEADLINE_MS = 90e3;
-/** At most this many bytes per AT+CIPSEND. */
+/** At most this many bytes per AT+CIPSEND / AT+CCHSEND. */
 const MAX_SEND_CHUNK_BYTES = 1460;
 /** Bytes write() keeps waiting; more closes the socket ("overflow"). */
 const MAX_QUEUED_BYTES = 4096;
-/** Bytes per AT+CIPRXGET=3 read: their hex line fits the engine's 256-character lines. */
-const MAX_READ_BYTES = 128;
 
 /**
  * The state lives in the constructor's closure (locals minify to one letter
@@ -166,7 +170,7 @@ export class Sim7600 implements Transport {
       handler: TransportHandler | 0 | undefined,
       /** Generation, bumped whenever an open() ends: replies to older ones are ignored. */
       generation = 0,
-      /** The network is open (AT+NETOPEN done) and link 0 is free. */
+      /** The service is started (AT+NETOPEN / AT+CCHSTART done) and link 0 is free. */
       bearerUp: unknown,
       /** Time of the next PWRKEY pulse while the probe goes unanswered. */
       nextPowerKeyAt: number,
@@ -176,8 +180,11 @@ export class Sim7600 implements Transport {
       /** Step in progress (PROBE while probing, and once end() ran). */
       step: number | undefined,
       registrationDeadline: number,
-      /** The command of each step (CGDCONT, CGAUTH and CIPOPEN are filled in). */
-      steps = STEP_COMMANDS.split("|"),
+      ssl = options.ssl,
+      /** "+CIP" (TCP/IP service) or "+CCH" (SSL service): the prefix of the socket's commands. */
+      service = ssl ? "+CCH" : "+CIP",
+      /** The command of each step (CGDCONT, CGAUTH and OPEN are filled in). */
+      steps = (COMMON_STEPS + (ssl ? SSL_STEPS : TCP_STEPS)).split("|"),
       state = (name: ModemState, why?: string) => {
         me.onState(name, why);
       },
@@ -217,13 +224,13 @@ export class Sim7600 implements Transport {
           okNotFinal,
         });
       },
-      /** Closes the socket with a reason (AT+CIPCLOSE=0); gives a bring-up up at once. */
+      /** Closes the socket with a reason (AT+CIPCLOSE=0 / AT+CCHCLOSE=0); gives a bring-up up at once. */
       closeSocket = (why: Sim7600CloseReason, previous?: SocketState) => {
         // A send in flight is abandoned (its ABORTED finds SOCKET_CLOSING: ignored);
         // a "+IPCLOSE" meanwhile ends the socket as well.
         if (handler && socket != SOCKET_CLOSING)
           socket
-            ? ((previous = socket), (socket = SOCKET_CLOSING), previous > SOCKET_CLOSING && engine.abort(true), command("+CIPCLOSE=0", COMMAND_TIMEOUT_MS, () => end(why), ["+CIPCLOSE"], 0, 1))
+            ? ((previous = socket), (socket = SOCKET_CLOSING), previous > SOCKET_CLOSING && engine.abort(true), command(service + "CLOSE=0", COMMAND_TIMEOUT_MS, () => end(why), [service + "CLOSE"], 0, 1))
             : end(why, 1);
       },
       /** Sends the next piece of `outgoing` while the socket is connected and idle. */
@@ -232,37 +239,19 @@ export class Sim7600 implements Transport {
           piece = outgoing.slice(0, MAX_SEND_CHUNK_BYTES);
           outgoing = outgoing.slice(MAX_SEND_CHUNK_BYTES);
           socket = SOCKET_SENDING;
-          // "> ", the bytes, OK (not final), then "+CIPSEND: 0,<asked>,<sent>"
-          command("+CIPSEND=0," + piece.length, LONG_TIMEOUT_MS, (final) => {
+          // "> ", the bytes, OK, then (TCP/IP only) "+CIPSEND: 0,<asked>,<sent>"
+          command(service + "SEND=0," + piece.length, LONG_TIMEOUT_MS, (final) => {
             if (socket! > SOCKET_CLOSING) socket = SOCKET_CONNECTED;
-            final == "+CIPSEND: 0," + piece!.length + "," + piece!.length ? pump() : closeSocket(final as Sim7600CloseReason);
-          }, ["+CIPSEND:", "+CIPERROR"], 0, 1, piece);
+            final == (ssl ? "OK" : "+CIPSEND: 0," + [piece!.length, piece!.length]) ? pump() : closeSocket(final as Sim7600CloseReason);
+          }, ["+CIPS", "+CIPER"], 0, !ssl, piece); // "+CIPSEND: ...", "+CIPERROR: <err>" (not "+CIPEVENT")
         }
       },
-      /**
-       * Reads what the module holds (in hex) while the socket takes bytes, again
-       * while it says bytes are left. The module announces data only once its
-       * buffer was read empty, so reads never pile up; a read that finds
-       * nothing ("+IP ERROR: No data", ERROR) is harmless.
-       */
-      read = (): unknown =>
-        socket! & SOCKET_CONNECTED &&
-        command("+CIPRXGET=3,0," + MAX_READ_BYTES, COMMAND_TIMEOUT_MS, (final, lines, sentIn, fields?: any, bytes?: any) => {
-          // lines: "+CIPRXGET: 3,0,<read>,<left>,<hex digits>"; each pair of digits a byte ("0x4a" reads as 74)
-          if (final == "OK") {
-            fields = lines.split(",");
-            bytes = (fields[4] || "").replace(/../g, (pair: string) => String.fromCharCode(("0x" + pair) as any));
-            if (bytes) (handler as TransportHandler).onData(bytes);
-            if (+fields[3]) read();
-          }
-        }),
       /** Not there yet: poll again until the deadline (1), then fail with why. */
       pollUntilDeadline = (why: Sim7600CloseReason) => (clock.now() < registrationDeadline ? 1 : why),
       /** Runs a step of the bring-up. */
       runStep = (index: number, answeredByName?: number): void => {
         step = index;
-        if (index == CIPOPEN) {
-          if (options.ssl) return end("no TLS", 1);
+        if (index >= OPEN) {
           if (!bearerUp) state("joined");
           bearerUp = 1;
           state("connecting");
@@ -277,18 +266,16 @@ export class Sim7600 implements Transport {
             outcome = !index
               ? // the module answers once it has booted (TIMEOUT: not yet)
                 final != "OK" && pollUntilDeadline("no answer")
-              : index == NETCLOSE
+              : index == CLOSE_SERVICE
                 ? 0 // closed now, or there was nothing to close (an error): either will do
                 : /ERROR/.test(final)
                   ? final // e.g. "+CME ERROR: 10" (no SIM), "ERROR"
-                  : index == CPIN
-                    ? // "+CPIN: SIM PIN" / "SIM PUK" fail as that line
-                      !/READY/.test(lines) && lines
-                    : index == CSQ
-                      ? state("attaching", lines) // with the signal: "+CSQ: <rssi>,<ber>"
-                      : index == REGISTRATION
+                  : index == SIM_AND_SIGNAL
+                    ? // "+CPIN: READY,+CSQ: <rssi>,<ber>": attaching, with the signal; "+CPIN: SIM PIN" / "SIM PUK" fail as those lines
+                      /READY/.test(lines) ? state("attaching", lines) : lines
+                    : index == REGISTRATION
                         ? !/G: \d,[15]/.test(lines) && pollUntilDeadline("no network")
-                        : // AT+NETOPEN and AT+CIPOPEN: "+NETOPEN: 0" and "+CIPOPEN: 0,0" only
+                        : // the service's start and the open: "+NETOPEN: 0" and "+CIPOPEN: 0,0" only
                           answeredByName && !/[ ,]0$/.test(final) && final;
             outcome == 1
               ? // silent for 30 s: PWRKEY, where wired, then probe on
@@ -297,26 +284,26 @@ export class Sim7600 implements Transport {
                 : clock.setTimeout(() => sentIn == generation && runStep(index), PROBE_TIMEOUT_MS)
               : outcome
                 ? end(outcome, 1)
-                : index == CIPOPEN
+                : index >= OPEN
                   ? // connected: the bytes waiting are the ones written from now on
                     ((socket = SOCKET_CONNECTED), (outgoing = ""), state("connected"), (handler as TransportHandler).onOpen(), pump())
                   : runStep(index + 1);
           },
           answeredByName && [steps[index].slice(0, ANSWER_NAME_CHARS)],
-          index == CGAUTH, // AT+CGAUTH carries the APN credentials
+          index == PDP_CONTEXT, // AT+CGAUTH carries the APN credentials
           answeredByName,
         );
       };
-    steps[CGDCONT] = `+CGDCONT=1,"IP","${options.apn}"`;
-    steps[CGAUTH] = "+CGAUTH=1," + (options.user ? `1,"${options.password || ""}","${options.user}"` : 0);
+    // SIMCom's AT+CGAUTH: PAP (1), then the password, then the user; 0: none
+    steps[PDP_CONTEXT] = `+CGDCONT=1,"IP","${options.apn}";+CGAUTH=1,` + (options.user ? `1,"${options.password || ""}","${options.user}"` : 0);
     me.onState = (name, why) => options.log && options.log(name + " " + (why || ""));
-    // (engine.onData stays unset: this module never sends "+IPD," frames)
-    engine.urcs = SIM7600_URCS;
+    engine.urcs = [NETWORK_GONE];
+    // received bytes: "+IPD<len>" (TCP) or "+CCHRECV: DATA,0,<len>" (TLS) and the raw bytes, framed by the engine
+    engine.onData = (bytes) => socket && (handler as TransportHandler).onData(bytes);
     engine.onUrc = (line) => {
-      if (/^\+CIPR/.test(line)) read();
-      else if (/^\+IPC/.test(line)) socket && end(line as Sim7600CloseReason);
-      else if (/^\+CIPE|^RDY|^.ATR/.test(line)) {
-        // The network dropped or the module restarted: the socket and the network are gone.
+      if (/^\+IPC|^\+CCH[_C]/.test(line)) socket && end(line as Sim7600CloseReason);
+      else if (NETWORK_GONE.test(line)) {
+        // The network dropped, or the module restarted or switched off: the socket and the network are gone.
         bearerUp = 0;
         // (step is nonzero only while an open() is past the probe: end() zeroes it)
         if (step) end(line as Sim7600CloseReason, 1);
@@ -325,10 +312,11 @@ export class Sim7600 implements Transport {
     // One open() at a time: the next one after this one's onClose.
     me.open = (host, port, openHandler) => {
       handler = openHandler;
-      steps[CIPOPEN] = `+CIPOPEN=0,"TCP","${host}",${port}`;
-      registrationDeadline = clock.now() + (options.regDeadline || REGISTRATION_DEADLINE_MS);
-      nextPowerKeyAt = clock.now() + POWER_KEY_REPEAT_MS;
-      runStep(bearerUp ? CIPOPEN : PROBE);
+      // AT+CIPOPEN=0,"TCP","host",port or AT+CCHOPEN=0,"host",port,2 (2: a TLS client)
+      steps[OPEN] = `${service}OPEN=0,${ssl ? "" : '"TCP",'}"${host}",${port}${ssl ? ",2" : ""}`;
+      nextPowerKeyAt = (registrationDeadline = clock.now()) + POWER_KEY_REPEAT_MS;
+      registrationDeadline += options.regDeadline || REGISTRATION_DEADLINE_MS;
+      runStep(bearerUp ? OPEN : PROBE);
     };
     // connected or sending (bit 0) takes bytes; over MAX_QUEUED_BYTES waiting: closed
     me.write = (bytes) => socket! & SOCKET_CONNECTED && ((outgoing += bytes).length > MAX_QUEUED_BYTES ? closeSocket("overflow") : pump());
