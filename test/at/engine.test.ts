@@ -121,6 +121,37 @@ describe.each(MODES.map((m) => [label(m), m] as const))("framing, fed %s", (_nam
     ]);
   });
 
+  it("reads the SIMCom LTE heads: a whole line \"+IPD<len>\" (TCP) or \"+CCHRECV: DATA,<id>,<len>\" (TLS), then <len> raw bytes", () => {
+    const r = new Rig(mode);
+    const p1 = "\r\nOK\r\n+IPD3\r\n> ",
+      p2 = "+CCHRECV: DATA,0,2\r\n\x00",
+      p3 = "\x00\xff";
+    r.feed(`\r\n+IPD${p1.length}\r\n${p1}`);
+    r.feed(`\r\nRECV FROM:10.0.0.2:1883\r\n+IPD${p3.length}\r\n${p3}`);
+    r.feed(`\r\n+CCHRECV: DATA,0,${p2.length}\r\n${p2}\r\n+CCHRECV: DATA,1,2\r\nok\r\n+CCH_PEER_CLOSED: 0\r\n`);
+    expect(r.ev).toEqual([
+      ["data", -1, p1],
+      ["urc", "RECV FROM:10.0.0.2:1883"],
+      ["data", -1, p3],
+      ["data", 0, p2],
+      ["data", 1, "ok"],
+      ["urc", "+CCH_PEER_CLOSED: 0"],
+    ]);
+  });
+
+  it("a \"+IPD<len>\" head is a frame only once its line has ended; \"+IPD\" with other text is a line", () => {
+    const r = new Rig(mode);
+    r.feed("+IPD2");
+    expect(r.ev).toEqual([]);
+    r.feed("\r\nab+IPD 3\r\n+IPDx\r\n+IPD,4\r\n");
+    expect(r.ev).toEqual([
+      ["data", -1, "ab"],
+      ["urc", "+IPD 3"],
+      ["urc", "+IPDx"],
+      ["urc", "+IPD,4"],
+    ]);
+  });
+
   it("reads two +IPD frames in one run, with and without line ends around them", () => {
     const r = new Rig(mode);
     r.feed("+IPD,3:abc+IPD,4:de\r\n\r\n+IPD,1:f");
