@@ -1,51 +1,52 @@
 /**
  * SIMCom LTE driver (SIM7600 series and A76xx / A7670): one TCP socket, link 0,
- * over the module's own TCP/IP stack in non-transparent mode (AT+CIPMODE=0).
+ * over the module's own TCP/IP service in non-transparent mode (AT+CIPMODE=0),
+ * or with `ssl` one TLS session, session 0, over its SSL service (AT+CCH*).
  * Implements Transport.
  *
  *   new Sim7600(engine, clock, { apn, user?, password?, powerOn?, log?, regDeadline?, ssl? })
  *   (exported as Modem too, the name the app uses)
  *
- * Receiving: pulled, not pushed. With AT+CIPRXGET=0 (the default) the module
- * pushes "+IPD<len>" (or "+RECEIVE,<link>,<len>") on a line of its own and then
- * <len> raw bytes: the AT engine frames only the ESP8266/SIM800 "+IPD,<len>:"
- * head and would cut those raw bytes into lines. So the bring-up sets
- * AT+CIPRXGET=1: the module keeps what arrives and says "+CIPRXGET: 1,0" once;
- * the driver then reads it with AT+CIPRXGET=3,0,<n>, which answers
- * "+CIPRXGET: 3,0,<read>,<left>", the bytes as ONE line of hex digits, and OK,
- * and reads again while <left> is not 0 (the module says nothing new until its
- * buffer was read empty). Hex is plain AT text, so the engine stays as it is;
- * it keeps lines of at most 256 characters, hence at most 128 bytes a read.
- * The price: a command round trip per 128 bytes received, and a decoding loop.
+ * Receiving: pushed, not pulled. The module sends the line "+IPD<len>" (TLS:
+ * "+CCHRECV: DATA,0,<len>") and then <len> raw bytes; the AT engine frames
+ * both heads like the ESP8266's "+IPD,<len>:" and hands the bytes to
+ * engine.onData as they arrive. Why not AT+CIPRXGET pulling (in hex, as plain
+ * AT text)? It costs a command round trip per 128 bytes received (the engine's
+ * lines are at most 256 characters) and 190 bytes of driver, and the SSL
+ * service has no hex mode: its data comes raw either way. AT+CIPSRIP=0 drops
+ * the "RECV FROM:<ip>:<port>" line the module would put before each "+IPD".
  *
- * open() while the network is closed: AT (repeated each second until the
- * module answers), ATE0, AT+CPIN? (READY, else fails with the SIM's answer),
- * AT+CSQ (reported with "attaching"), AT+CEREG?;+CGREG? (LTE, or the packet
- * domain of 2G/3G where the SIM7600 falls back to it; polled each second until
- * either says 1 home or 5 roaming; regDeadline, from the open, ends both polls),
- * AT+NETCLOSE (any answer: it closes a network and links left open, say after a
- * board reset, and answers an error when there is none), AT+CGDCONT=1,"IP",apn,
- * AT+CGAUTH=1,... (secret: PAP with the password first and the user second, the
- * order of SIMCom's manual; AT+CGAUTH=1,0 without a user), AT+CIPRXGET=1
- * (AT+CIPMODE stays at its default 0, non-transparent), AT+NETOPEN (OK, then "+NETOPEN: 0"). Then, and directly while
- * the network stays open: AT+CIPOPEN=0,"TCP","host",port (OK, then
- * "+CIPOPEN: 0,0"; any other "+CIPOPEN: 0,<err>", ERROR or "+CME ERROR"
- * fails the open and the next one starts from AT+NETCLOSE).
- * Bytes go out with AT+CIPSEND=0,<n>, n <= 1460, one at a time, at most 4,096
- * bytes waiting: "> ", the n bytes, OK, then "+CIPSEND: 0,<n>,<sent>": sent
- * short of n (or "+CIPERROR: <err>", ERROR) closes the socket.
- * close() abandons a send in flight, sends AT+CIPCLOSE=0 (OK, "+CIPCLOSE: 0,<err>")
- * and reports onClose on its answer. "+IPCLOSE: 0,<reason>" (the peer, or a
+ * open() while the service is not started: AT (repeated each second until
+ * the module answers), ATE0, AT+CPIN?;+CSQ (READY, reported with the signal
+ * as "attaching"; else fails with the SIM's answer), AT+CEREG?;+CGREG? (LTE,
+ * or the packet domain of 2G/3G where the SIM7600 falls back to it; polled
+ * each second until either says 1 home or 5 roaming; regDeadline, from the
+ * open, ends both polls), AT+NETCLOSE (TLS: AT+CCHSTOP; any answer: it closes
+ * a service and links left open, say after a board reset, and answers an
+ * error when there is none), AT+CGDCONT=1,"IP",apn;+CGAUTH=1,... (secret: PAP
+ * with the password first and the user second, the order of SIMCom's manual;
+ * AT+CGAUTH=1,0 without a user), AT+NETOPEN (OK, then "+NETOPEN: 0"; TLS:
+ * AT+CCHSTART, "+CCHSTART: 0"), AT+CIPSRIP=0 (TLS: AT+CCHSSLCFG=0,0, session 0
+ * with SSL context 0). Then, and directly while the service stays started:
+ * AT+CIPOPEN=0,"TCP","host",port (TLS: AT+CCHOPEN=0,"host",port,2); OK, then
+ * "+CIPOPEN: 0,0" ("+CCHOPEN: 0,0"); any other code, ERROR or "+CME ERROR"
+ * fails the open and the next one starts from AT+NETCLOSE (AT+CCHSTOP).
+ * Bytes go out with AT+CIPSEND=0,<n> (AT+CCHSEND=0,<n>), n <= 1460, one at a
+ * time, at most 4,096 bytes waiting: "> ", the n bytes, OK, then (TCP only)
+ * "+CIPSEND: 0,<n>,<sent>": sent short of n (or "+CIPERROR: <err>", ERROR)
+ * closes the socket.
+ * close() abandons a send in flight, sends AT+CIPCLOSE=0 / AT+CCHCLOSE=0 (OK,
+ * then "+CIPCLOSE: 0,<err>" / "+CCHCLOSE: 0,<err>") and reports onClose on
+ * its answer. "+IPCLOSE: 0,<reason>" or "+CCH_PEER_CLOSED: 0" (the peer, or a
  * send time-out) ends the socket; "+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY"
- * (the network dropped) and "RDY" / "*ATREADY" (restarted) end it and the
- * network. A TIMEOUT means a stalled module: the open
- * ends at once, and the next one probes with AT until it answers. With
- * powerOn (PWRKEY wired), a module that stays silent for 30 s of probing is
- * pulsed, and again every 30 s while it stays silent (it boots in about 10 to
- * 20 s).
- * TLS (the module's AT+CCH* SSL commands) is not carried: with `ssl` the open
- * fails with "no TLS" before any byte goes out (the configuration refuses it
- * first).
+ * (the network dropped), "RDY" / "*ATREADY" (restarted) and "NORMAL POWER
+ * DOWN" (switched off) end it and the service. A TIMEOUT means a stalled
+ * module: the open ends at once, and the next one probes with AT until it
+ * answers. With powerOn (PWRKEY wired), a module that stays silent for 30 s
+ * of probing is pulsed, and again every 30 s while it stays silent (it boots
+ * in about 10 to 20 s).
+ * TLS: the module does the handshake; no certificate is checked (AT+CSSLCFG
+ * keeps its defaults: any TLS version, no authentication), as with the SIM800.
  */
 import type { AtEngine } from "../at/engine";
 import type { BoardDef, Pulse } from "../board/board";
@@ -53,10 +54,12 @@ import type { Bytes, Clock, CommonCloseReason, Transport, TransportHandler } fro
 import type { ModemState } from "./driver";
 
 /**
- * The module's unsolicited lines (prefix match), registered with the AT engine:
- * "+IPCLOSE: 0,<reason>", "+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY",
- * "+CIPRXGET: 1,0" (data waiting), "RDY" (SIM7600 boot), "*ATREADY: 1" (A76xx
- * boot). Five alternatives (Espruino's limit is six: docs/espruino.md).
+ * The lines that end the socket and the service: "+CIPEVENT: NETWORK CLOSED
+ * UNEXPECTEDLY", "RDY" (SIM7600 boot), "*ATREADY: 1" (A76xx boot), "NORMAL
+ * POWER DOWN". Registered with the AT engine as the module's URCs (prefix
+ * match): "RDY" and the others do not start with "+", and would otherwise go
+ * to the reply of a command in flight. Four alternatives (Espruino's limit is
+ * six: docs/espruino.md).
  */
 const NETWORK_GONE = /^\+CIPEVENT|^RDY|^.ATREADY|DOWN$/;
 
@@ -99,9 +102,9 @@ export interface Sim7600Options {
 
 /**
  * The bring-up steps, by name: each is one command after "AT" (the packed list
- * below, in this order). PROBE is the probe "AT" itself; CGDCONT, CGAUTH and
+ * below, in this order). PROBE is the probe "AT" itself; PDP_CONTEXT and
  * OPEN are filled in (the APN and its credentials; open()'s host and port).
- * Steps CLOSE_SERVICE, START_SERVICE and SET_UP name the TCP/IP service's
+ * Steps CLOSE_SERVICE, START_SERVICE and the one after it name the TCP/IP service's
  * commands, or with TLS the SSL service's.
  */
 const PROBE = 0; // (tested as `!index`)
@@ -183,7 +186,7 @@ export class Sim7600 implements Transport {
       ssl = options.ssl,
       /** "+CIP" (TCP/IP service) or "+CCH" (SSL service): the prefix of the socket's commands. */
       service = ssl ? "+CCH" : "+CIP",
-      /** The command of each step (CGDCONT, CGAUTH and OPEN are filled in). */
+      /** The command of each step (PDP_CONTEXT and OPEN are filled in). */
       steps = (COMMON_STEPS + (ssl ? SSL_STEPS : TCP_STEPS)).split("|"),
       state = (name: ModemState, why?: string) => {
         me.onState(name, why);
