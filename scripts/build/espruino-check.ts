@@ -204,8 +204,11 @@ export function regexProblem(pattern: string, flags: string): string | undefined
   let depth = 0;
   let inSet = false;
   let afterGroup = false;
+  // an earlier top-level alternative starts with ^
+  let anchoredBefore = pattern[0] === "^";
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i];
+    if (c === "|" && !inSet && depth == 0 && pattern[i + 1] === "^") anchoredBefore = true;
     if (c === "\\") {
       const e = pattern[++i] ?? "";
       if (/[1-9kpPuc]/.test(e) || (!inSet && /[bB]/.test(e))) return `the escape \\${e} means something else or nothing there`;
@@ -225,6 +228,8 @@ export function regexProblem(pattern: string, flags: string): string | undefined
       afterGroup = true;
       continue;
     } else if (c === "|" && depth > 0) return "| inside a group (Espruino alternates only at the top level)";
+    else if (c === "|" && anchoredBefore && pattern[i + 1] !== "^" && depth == 0)
+      return "an alternative without ^ after one with ^ (past the string's start Espruino 2v29 gives up at the ^ one and never tries those after it): put the unanchored alternatives first";
     else if (c === "|" && ++alternatives > MAX_REGEX_ALTERNATIVES)
       return `more than ${MAX_REGEX_ALTERNATIVES} alternatives (Espruino 2v29 leaks the tested string when about 12 fail in a row): split it into several regexes`;
     else if (c === "?") return "the ? quantifier (Espruino matches a literal ?)";

@@ -59,9 +59,10 @@ import type { ModemState } from "./driver";
  * POWER DOWN". Registered with the AT engine as the module's URCs (prefix
  * match): "RDY" and the others do not start with "+", and would otherwise go
  * to the reply of a command in flight. Four alternatives (Espruino's limit is
- * six: docs/espruino.md).
+ * six), the unanchored one first (Espruino tries none after a "^" one past the
+ * string's start: docs/espruino.md).
  */
-const NETWORK_GONE = /^\+CIPEVENT|^RDY|^.ATREADY|DOWN$/;
+const NETWORK_GONE = /DOWN$|^\+CIPEVENT|^RDY|^.ATREADY/;
 
 /**
  * Why an open ended (onClose, and the why of the "failed" or "joined" state that

@@ -285,7 +285,8 @@ export class Sim800 implements Transport {
     engine.urcs = SIM800_URCS;
     engine.onUrc = (line) => {
       if (line == "CLOSED") socket && end(line);
-      else if (/^RDY|DOWN$|DEACT$/.test(line)) {
+      // (unanchored alternatives first: Espruino tries none after a "^" one past the string's start)
+      else if (/DOWN$|DEACT$|^RDY/.test(line)) {
         // Restarted, powered down or the PDP context lost: the socket and the bearer are gone.
         bearerUp = 0;
         poweredDown = poweredDown || /N$/.test(line);
