@@ -221,6 +221,22 @@ describe("SIM7600 / A7670 driver with TLS (the module's SSL service) over the si
     expect(again.indexOf("AT+CCHSTOP")).toBeLessThan(again.indexOf("AT+CCHSTART"));
   });
 
+  it('the manual\'s other order ("+CCHSTART: 0" / "+CCHSTOP: 0" before OK): the open works, and again after a refused handshake', async () => {
+    rig = tlsRig({ sim: { sslResultFirst: true } });
+    const r = rig;
+    await r.works("sim7600-tls-order");
+    r.modem.close();
+    await sleep(100);
+    r.sim.tls = { minVersion: "TLSv1", maxVersion: "TLSv1.1" };
+    await expect(r.open()).rejects.toThrow("open failed: +CCHOPEN: 0,15");
+    r.sim.tls = {};
+    const before = r.sim.commands.length;
+    await r.works("sim7600-tls-order-2");
+    // the service was started: AT+CCHSTOP answered "+CCHSTOP: 0" and OK this time
+    expect(r.sim.commands.slice(before)).toContain("AT+CCHSTOP");
+    expect(r.sim.sslStarted).toBe(true);
+  });
+
   it("the network lost under a TLS link: the socket ends, and a later open starts the service again and works", async () => {
     rig = tlsRig();
     const r = rig;

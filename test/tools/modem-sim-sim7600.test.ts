@@ -161,6 +161,12 @@ describe("SIM7600 simulator dialect: the SSL service (AT+CCH*)", () => {
     expect(m.sim.links().map((l) => l.tls)).toEqual([true, false]);
   });
 
+  it('sslResultFirst: "+CCHSTART: 0" / "+CCHSTOP: 0" before OK (the manual\'s other order)', async () => {
+    const m = await ready({ sslResultFirst: true });
+    expect(await m.ask("AT+CCHSTART")).toBe("\r\n+CCHSTART: 0\r\n\r\nOK\r\n");
+    expect(await m.ask("AT+CCHSTOP")).toBe("\r\n+CCHSTOP: 0\r\n\r\nOK\r\n");
+  });
+
   it("AT+CCHSTART fails without registration, with a wrong APN, or by the knob", async () => {
     const unregistered = await ready({ regStat: 0 });
     expect(await unregistered.ask("AT+CCHSTART", "+CCHSTART: 9\r\n")).toBe("\r\nOK\r\n\r\n+CCHSTART: 9\r\n");

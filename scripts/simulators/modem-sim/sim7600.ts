@@ -40,7 +40,8 @@
  *   network loss -> "+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY" (with the network
  *   service open), links gone, and AT+NETOPEN refused until AT+NETCLOSE;
  *   SSL service:
- *   AT+CCHSTART -> OK, then "+CCHSTART: 0" (it activates the PDP context: not
+ *   AT+CCHSTART -> OK, then "+CCHSTART: 0" (or, option sslResultFirst, the
+ *   manual's other order: "+CCHSTART: 0", then OK; the same for AT+CCHSTOP) (it activates the PDP context: not
  *   registered, a wrong APN or the knob cchstartErrors: "+CCHSTART: <err>",
  *   9 network error by default); ERROR when already started;
  *   AT+CCHSTOP -> OK, then "+CCHSTOP: 0" (its sessions closed, no report each);
@@ -94,6 +95,8 @@ export interface Sim7600SimOptions extends SimOptions {
   family?: "sim7600" | "a7670";
   /** Send the boot banner when the sim is created (default: start quiet, booted). */
   bootBanner?: boolean;
+  /** AT+CCHSTART / AT+CCHSTOP say their result line ("+CCHSTART: 0") before OK, the manual's other order (default: after). */
+  sslResultFirst?: boolean;
 }
 
 const MAX_SEND = 1500;
@@ -418,25 +421,33 @@ export class Sim7600Sim extends ModemSimCore {
     const err = () => this._reply("ERROR");
     const s = Number(args[0]);
     const session = s >= 0 && s < SSL_SESSIONS && Math.floor(s) === s ? s : -1;
+    // OK, then the result line a while later; or (sslResultFirst) the result line, then OK
+    const okAndResult = (result: () => string, ms: number) => {
+      if (!this._o.sslResultFirst) {
+        ok();
+        return void this.later(() => this._reply(result()), ms);
+      }
+      const captured = this._captured;
+      if (captured) return void this._reply(result(), "OK");
+      this.later(() => this._reply(result(), "OK"), ms);
+    };
     if (name == "AT+CCHSTART") {
       if (this.sslStarted) return err();
-      ok();
-      return void this.later(() => {
+      return okAndResult(() => {
         let code = this._networkUsable() ? 0 : SSL_NETWORK_ERROR;
         if (!code && this.cchstartErrors > 0) {
           this.cchstartErrors--;
           code = this.cchstartErrorCode;
         }
         this.sslStarted = !code;
-        this._reply("+CCHSTART: " + code);
+        return "+CCHSTART: " + code;
       }, this._o.netopenDelay ?? 30);
     }
     if (name == "AT+CCHSTOP") {
       if (!this.sslStarted) return err();
       this._dropSessions();
       this.sslStarted = false;
-      ok();
-      return void this.later(() => this._reply("+CCHSTOP: 0"), 5);
+      return okAndResult(() => "+CCHSTOP: 0", 5);
     }
     if (name == "AT+CCHSSLCFG") {
       const ctx = Number(args[1]);
