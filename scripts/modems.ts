@@ -104,12 +104,8 @@ export const MODEMS = {
     configKey: "gprs",
     configFields: ["apn", "user", "password"],
     env: { LED_APN: "gprs.apn", LED_APN_USER: "gprs.user", LED_APN_PASSWORD: "gprs.password" },
-    validate(g, errors, config) {
-      checkApn(g, errors, "SIM7600 / A7670");
-      // src/modem/sim7600.ts carries no TLS (the module's AT+CCH* commands are not used)
-      if (config.broker && config.broker.tls === true)
-        errors.push("broker.tls is not available with the SIM7600 / A7670 driver (no TLS through this modem yet): leave LED_BROKER_TLS unset, or use an ESP8266 or SIM800 build");
-    },
+    // broker.tls goes through the module's SSL service (AT+CCH*, src/modem/sim7600.ts)
+    validate: (g, errors) => checkApn(g, errors, "SIM7600 / A7670"),
     controlPin: "pwrkey",
     simulator: (gprs, opts = {}) => new Sim7600Sim({ apn: gprs.apn, ...opts }),
     onControlPulse: (sim) => (sim as Sim7600Sim).powerKey(),

@@ -4,7 +4,8 @@
  * offers at most TLS 1.2 — a real handshake failure between node:tls and
  * Mosquitto (as with a SIM800, whose TLS is older than most brokers accept).
  * The modem reports it in each of its shapes: ESP8266 ERROR (then CLOSED) or a
- * later SEND FAIL; SIM800 CONNECT FAIL, CLOSE OK, ERROR or a later SEND FAIL.
+ * later SEND FAIL; SIM800 CONNECT FAIL, CLOSE OK, ERROR or a later SEND FAIL;
+ * SIM7600 "+CCHOPEN: 0,15" (its SSL service's handshake error).
  * The built firmware must try again with the session's back-off (fake clock),
  * and once the module can speak TLS 1.3 (the test widens its profile) the LED
  * obeys.
@@ -42,6 +43,8 @@ const CASES = [
   ["pico", "sim800", "close-ok", /^joined CLOSE OK$/],
   ["original", "sim800", "error", /^failed ERROR$/],
   ["discovery-f4", "sim800", "send-fail", /^joined SEND FAIL$/],
+  // one shape only (sslFail is the SIM800's and ESP8266's knob)
+  ["pico", "sim7600", "cchopen", /^failed \+CCHOPEN: 0,15$/],
 ] as const;
 
 describe("a failed TLS handshake at the modem", () => {
@@ -61,7 +64,7 @@ describe("a failed TLS handshake at the modem", () => {
       expect(simLog.filter((l) => /ended: tls: /.test(l) || /SSL handshake had failed: tls: /.test(l)).length).toBeGreaterThanOrEqual(3);
       expect(simLog.join("\n")).toMatch(/PROTOCOL_VERSION|UNSUPPORTED_PROTOCOL|alert/i);
       // retries with the session's back-off: never two connects within 0.5 s, and spreading out
-      const tries = r.wire.filter((e) => e.dir === "board>" && e.bytes.includes("AT+CIPSTART")).map((e) => e.t);
+      const tries = r.wire.filter((e) => e.dir === "board>" && /AT\+CIPSTART|AT\+CCHOPEN/.test(e.bytes)).map((e) => e.t);
       expect(tries.length).toBeGreaterThanOrEqual(3);
       const gaps = tries.slice(1).map((t, i) => t - tries[i]);
       for (const g of gaps) expect(g, `gaps ${gaps.join(", ")} ms`).toBeGreaterThanOrEqual(500);

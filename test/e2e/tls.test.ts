@@ -3,7 +3,8 @@
  * "broker": { "tls": true, "port": 8883, username, password }, talks to Mosquitto's
  * TLS listener (certificate made by openssl at test time) through the modem
  * simulator, which runs a real TLS client for the modem's SSL link — the ESP8266's
- * AT+CIPSTART="SSL" and the SIM800's AT+CIPSSL=1. The broker has a password file
+ * AT+CIPSTART="SSL", the SIM800's AT+CIPSSL=1 and the SIM7600's SSL service
+ * (AT+CCHSTART, AT+CCHOPEN=0,...,2). The broker has a password file
  * and an ACL; the phone (MQTT.js) uses the plain listener with its own user.
  * Also: a wrong password is refused, reported once per try and retried with the
  * long back-off (fake clock), and plain 1883 is untouched by all this.
@@ -18,6 +19,8 @@ const PHONE = { username: "phone", password: "phone-pw-1" };
 const ACL = ["user board", "topic readwrite led", "topic readwrite led/#", "", "user phone", "topic readwrite led", "topic readwrite led/#", ""].join("\n");
 const TLS_BROKER = { host: BROKER_HOST, port: BROKER_TLS_PORT, tls: true, username: SECRETS.brokerUser, password: SECRETS.brokerPassword };
 const CASES = [["espruino-wifi", "esp8266"], ["pico", "sim800"]] as const;
+/** The LED over TLS: every modem whose driver carries TLS. */
+const TLS_CASES = [...CASES, ["pico", "sim7600"]] as const;
 
 let broker: RunningBroker;
 let rig: Rig | undefined;
@@ -38,13 +41,13 @@ afterEach(async () => {
   rig = undefined;
 });
 
-/** Board times (ms) of the AT+CIPSTART commands the board wrote. */
+/** Board times (ms) of the opens the board wrote (AT+CIPSTART; the SIM7600's TLS: AT+CCHOPEN). */
 function connectTimes(r: Rig): number[] {
-  return r.wire.filter((e) => e.dir === "board>" && e.bytes.includes("AT+CIPSTART")).map((e) => e.t);
+  return r.wire.filter((e) => e.dir === "board>" && /AT\+CIPSTART|AT\+CCHOPEN/.test(e.bytes)).map((e) => e.t);
 }
 
 describe("MQTT over TLS to Mosquitto (password file, ACL)", () => {
-  for (const [board, modem] of CASES) {
+  for (const [board, modem] of TLS_CASES) {
     it(`${board}-${modem}: the LED obeys over the modem's TLS link`, async () => {
       const links: boolean[] = [];
       rig = await startRig({ board, modem, broker, phoneAuth: PHONE, config: { broker: TLS_BROKER } });
@@ -59,6 +62,14 @@ describe("MQTT over TLS to Mosquitto (password file, ACL)", () => {
         // the 1.x buffer size goes first (the simulated module is a 1.x)
         expect(c.slice(0, start)).toContain("AT+CIPSSLSIZE=4096");
         expect(r.esp.sslSize).toBe(4096);
+      } else if (modem === "sim7600") {
+        // the SSL service, not the TCP/IP one: started, session 0 on SSL context 0, a TLS client (type 2)
+        const c = r.commands("AT+CCH");
+        const open = c.indexOf(`AT+CCHOPEN=0,"${BROKER_HOST}",${BROKER_TLS_PORT},2`);
+        expect(open, c.join("\n")).toBeGreaterThan(0);
+        expect(c.slice(0, open)).toEqual(["AT+CCHSTOP", "AT+CCHSTART", "AT+CCHSSLCFG=0,0"]);
+        expect(r.commands().filter((x) => /NETOPEN|CIPOPEN/.test(x))).toEqual([]);
+        expect(r.sim7600.sslStarted).toBe(true);
       } else {
         const c = r.commands("AT+CIP");
         const start = c.indexOf(`AT+CIPSTART="TCP","${BROKER_HOST}","${BROKER_TLS_PORT}"`);
@@ -83,7 +94,7 @@ describe("MQTT over TLS to Mosquitto (password file, ACL)", () => {
 });
 
 describe("a wrong broker password over TLS", () => {
-  for (const [board, modem] of CASES) {
+  for (const [board, modem] of TLS_CASES) {
     it(`${board}-${modem}: refused, reported once, retried 30–60 s apart (no hammering)`, async () => {
       rig = await startRig({
         board, modem, broker, phoneAuth: PHONE, boot: false,
@@ -114,12 +125,13 @@ describe("a wrong broker password over TLS", () => {
 });
 
 describe("plain MQTT on 1883 is unchanged", () => {
-  for (const [board, modem] of CASES) {
+  for (const [board, modem] of TLS_CASES) {
     it(`${board}-${modem}: no SSL command, a TCP link, the LED obeys`, async () => {
       rig = await startRig({ board, modem, broker, phoneAuth: PHONE, config: { broker: { ...TLS_BROKER, port: 1883, tls: false } } });
       const r = rig;
-      expect(r.commands().filter((c) => /SSL/.test(c))).toEqual([]);
-      expect(r.commands("AT+CIPSTART")[0]).toBe(modem === "esp8266" ? `AT+CIPSTART="TCP","${BROKER_HOST}",1883` : `AT+CIPSTART="TCP","${BROKER_HOST}","1883"`);
+      expect(r.commands().filter((c) => /SSL|CCH/.test(c))).toEqual([]);
+      const open = { esp8266: `AT+CIPSTART="TCP","${BROKER_HOST}",1883`, sim800: `AT+CIPSTART="TCP","${BROKER_HOST}","1883"`, sim7600: `AT+CIPOPEN=0,"TCP","${BROKER_HOST}",1883` }[modem];
+      expect(r.commands(open.slice(0, open.indexOf("=")))[0]).toBe(open);
       expect(r.sim.links().map((l) => l.tls)).toEqual([false]);
       await r.command("on");
       expect(r.lit()).toBe(true);

@@ -52,9 +52,14 @@ export interface Modems {
 }
 export type TableModem = keyof Modems;
 
-/** What every row shares: a broker, and a phone subscribed to f/+/out (what it got in `got`). */
+/**
+ * What every row shares: a broker, a TLS port in front of it (./tls.ts startTlsFront:
+ * where a rig whose driver asks for TLS connects), and a phone subscribed to f/+/out
+ * (what it got in `got`).
+ */
 export interface FaultWorld {
   broker: Broker;
+  tlsPort: number;
   phone: mqtt.MqttClient;
   got: { topic: string; payload: string }[];
 }
@@ -182,9 +187,10 @@ export const MODEM_KITS: { [K in TableModem]: ModemKit<K> } = {
   },
   sim7600: {
     kind: "sim7600",
-    rig: (world, o) => new Sim7600Rig(world.broker, o),
+    // a driver that asks for TLS reaches the TLS port in front of the broker
+    rig: (world, o) => new Sim7600Rig(world.broker, o?.driver?.ssl ? { ...o, sim: { hostMap: () => ({ host: "127.0.0.1", port: world.tlsPort }), ...o.sim } } : o),
     retry: "eventually",
-    // MQTT CONNECT (once per socket), then a PINGREQ answered by PINGRESP (read back in hex)
+    // MQTT CONNECT (once per socket), then a PINGREQ answered by PINGRESP
     async flows(r, s) {
       if (!s.rx) await r.mqttConnect(s, "sim7600-" + nextId());
       await r.ping(s);
@@ -601,11 +607,39 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
         check: (r) => expect(r.powerOns).toBe(1),
       },
       esp8266: notApplicable("the ESP8266 has no power key and reports no power down"),
-      sim7600: notApplicable("its driver takes no power-down line as a URC: a module that went off is found by a time-out (the mute rows, and the next row)"),
+      sim7600: notApplicable('the simulated SIM7600 / A7670 says only "NORMAL POWER DOWN" (powerDown()): the next two rows'),
     },
   },
   {
-    name: "the module powered down between links (NORMAL POWER DOWN): the next open times out, the one after probes, presses PWRKEY after 30 s and comes up",
+    name: "power down on a link (NORMAL POWER DOWN): the socket closes with the line, the power key on the next open",
+    when: "link",
+    cells: {
+      esp8266: notApplicable("the ESP8266 has no power key and reports no power down"),
+      sim800: {
+        rig: { powerOn: true },
+        inject: (r) => r.sim.powerDown(),
+        reason: "NORMAL POWER DOWN",
+        reported: "failed",
+        closesWithinMs: 3000,
+        check: (r) => expect(r.powerOns).toBe(1),
+      },
+      // the socket and the network end at the line; the next open probes, unanswered for 30 s (driver time): PWRKEY
+      sim7600: {
+        rig: { powerOn: true, speed: 60, driver: { regDeadline: 120000 } },
+        inject: (r) => r.sim.powerDown(),
+        reason: "NORMAL POWER DOWN",
+        reported: "failed",
+        closesWithinMs: 3000,
+        check: (r, opened) => {
+          expect(r.powerOns).toBe(1);
+          expect(r.states).toContain("resetting");
+          expect(opened).toContain("AT+NETOPEN");
+        },
+      },
+    },
+  },
+  {
+    name: "the module powered down between links (NORMAL POWER DOWN): the next open ends with the line, the one after probes, presses PWRKEY after 30 s and comes up",
     when: "reopen",
     cells: {
       esp8266: notApplicable("the ESP8266 has no power key"),
@@ -613,10 +647,10 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
       sim7600: {
         rig: { powerOn: true, speed: 60, driver: { regDeadline: 120000 } },
         inject: (r) => r.sim.powerDown(),
-        // the network service counts as open: AT+CIPOPEN at once, unanswered for its 125 s
-        reason: "TIMEOUT",
+        // the line arrives while the next open's AT+CIPOPEN (the network service counted as open) waits: that open ends with it
+        reason: "NORMAL POWER DOWN",
         reported: "failed",
-        closesWithinMs: 6000,
+        closesWithinMs: 3000,
         check: (r) => {
           expect(r.powerOns).toBeGreaterThanOrEqual(1);
           expect(r.states).toContain("resetting");
@@ -668,7 +702,22 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
             ...["attaching +CSQ: 18,0", "joined", "connecting", "connected"],
           ]),
       },
-      sim7600: notApplicable("no +IPD frame to lose bytes from: the driver pulls what arrives with AT+CIPRXGET=3 (hex)"),
+      // pushed "+IPD<len>" frames: the short one takes its missing bytes from the next frame's head
+      sim7600: {
+        async inject(r, s, world) {
+          const id = nextId();
+          await r.subscribe(s, `f/${id}/in`);
+          r.sim.loseIpdBytes(3);
+          await world.phone.publishAsync(`f/${id}/in`, "0123456789");
+          await world.phone.publishAsync(`f/${id}/in`, "abcdefghij");
+          await sleep(200);
+          // the bytes the transport delivered are not the broker's: a session would see a bad packet and close
+          expect(s.packets.filter((p) => p.cmd == "publish").length).toBeLessThan(2);
+        },
+        reason: "closed",
+        reported: "joined",
+        check: (_r, opened) => expect(opened[0]).toMatch(/^AT\+CIPOPEN=0,/),
+      },
     },
   },
   // the network and the SIM
@@ -764,21 +813,54 @@ export const MODEM_FAULT_ROWS: ModemFaultRow[] = [
         },
       },
       esp8266: notApplicable("the SIM800's AT+CIPSSL: the ESP8266 firmware's SSL is AT+CIPSTART=\"SSL\""),
-      sim7600: notApplicable("the SIM7600 driver carries no TLS at all: the next row"),
+      sim7600: notApplicable("the SIM7600 / A7670 firmware has its SSL service (AT+CCH*) built in: its TLS faults are the next rows"),
     },
   },
   {
-    name: "TLS asked of a driver without it: the open fails with \"no TLS\", no AT+CIPOPEN goes out",
+    name: "TLS handshake refused (the module offers only TLS 1.0 / 1.1): the open fails with the module's code, the next one works",
     when: "bring-up",
     cells: {
-      esp8266: notApplicable("the ESP8266 driver carries TLS"),
-      sim800: notApplicable("the SIM800 driver carries TLS (AT+CIPSSL, the row above)"),
+      esp8266: notApplicable("its failed handshakes, in each shape its firmware shows them, are test/e2e/tls-handshake.test.ts"),
+      sim800: notApplicable("its failed handshakes, in each shape its firmware shows them, are test/e2e/tls-handshake.test.ts"),
+      // "+CCHOPEN: 0,15" (handshake error); the SSL service counts as gone: the next open stops and starts it again
       sim7600: {
         rig: { driver: { ssl: true } },
-        reason: "no TLS",
+        inject: (r) => void (r.sim.tls = { minVersion: "TLSv1", maxVersion: "TLSv1.1" }),
+        reason: "+CCHOPEN: 0,15",
         reported: "failed",
-        retry: "none",
-        check: (r) => expect(r.sim.commands.filter((c) => c.startsWith("AT+CIPOPEN"))).toEqual([]),
+        struck: (r) => expect([r.sim.openSessions(), r.sim.links()]).toEqual([[], []]),
+        heal: (r) => void (r.sim.tls = {}),
+        retry: "at once",
+        check: (r, opened) => {
+          expect(opened.indexOf("AT+CCHSTOP")).toBeLessThan(opened.indexOf("AT+CCHSTART"));
+          expect(opened.at(-1)).toBe('AT+CCHOPEN=0,"broker.example",1883,2');
+          expect(r.sim.links().map((l) => l.tls)).toEqual([true]);
+          expect(r.sim.commands.filter((c) => /CIPOPEN|NETOPEN/.test(c))).toEqual([]);
+        },
+      },
+    },
+  },
+  {
+    name: "TLS: the SSL service does not start (+CCHSTART: <err>): that open fails with it, no AT+CCHOPEN; the next one works",
+    when: "bring-up",
+    cells: {
+      esp8266: notApplicable("the SIM7600's SSL service: the ESP8266 has no service to start"),
+      sim800: notApplicable("the SIM7600's SSL service: the SIM800's TLS is AT+CIPSSL (the TLS row above)"),
+      // the next open starts from AT+CCHSTOP (ERROR: not started, accepted) and starts the service again
+      sim7600: {
+        rig: { driver: { ssl: true } },
+        inject: (r) => void (r.sim.cchstartErrors = 1),
+        reason: "+CCHSTART: 9",
+        reported: "failed",
+        struck: (r) => {
+          expect(r.sim.sslStarted).toBe(false);
+          expect(r.sim.commands.filter((c) => c.startsWith("AT+CCHOPEN"))).toEqual([]);
+        },
+        retry: "at once",
+        check: (r, opened) => {
+          expect(opened.filter((c) => /^AT\+CCH(STOP|START|OPEN)/.test(c))).toEqual(["AT+CCHSTOP", "AT+CCHSTART", 'AT+CCHOPEN=0,"broker.example",1883,2']);
+          expect(r.sim.sslStarted).toBe(true);
+        },
       },
     },
   },

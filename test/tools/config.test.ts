@@ -201,9 +201,12 @@ describe("the SIM7600 / A7670 (LTE) configuration", () => {
   it("requires an APN", () => {
     expect(loadConfig({ modem: "sim7600", env: { ...env, LED_APN: "" } }).errors).toContain("gprs.apn is required for a SIM7600 / A7670 build (LED_APN)");
   });
-  it("refuses broker.tls (this driver carries no TLS), which the SIM800 accepts", () => {
+  it("accepts broker.tls (the module's SSL service), like the SIM800", () => {
     const tls = { ...env, LED_BROKER_TLS: "true" };
-    expect(loadConfig({ modem: "sim7600", env: tls }).errors.join("\n")).toMatch(/^broker\.tls is not available with the SIM7600 \/ A7670 driver/m);
-    expect(loadConfig({ modem: "sim800", env: tls }).errors).toEqual([]);
+    for (const modem of ["sim7600", "sim800"] as const) {
+      const loaded = loadConfig({ modem, env: tls });
+      expect(loaded.errors, modem).toEqual([]);
+      expect(loaded.config.broker.tls, modem).toBe(true);
+    }
   });
 });
