@@ -39,8 +39,8 @@
  * then "+CIPCLOSE: 0,<err>" / "+CCHCLOSE: 0,<err>") and reports onClose on
  * its answer. "+IPCLOSE: 0,<reason>" or "+CCH_PEER_CLOSED: 0" (the peer, or a
  * send time-out) ends the socket; "+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY"
- * (the network dropped), "RDY" / "*ATREADY" (restarted) and "NORMAL POWER
- * DOWN" (switched off) end it and the service. A TIMEOUT means a stalled
+ * or "+CCH: CCH STOP" (the network dropped), "RDY" / "*ATREADY" (restarted)
+ * and "NORMAL POWER DOWN" (switched off) end it and the service. A TIMEOUT means a stalled
  * module: the open ends at once, and the next one probes with AT until it
  * answers. With powerOn (PWRKEY wired), a module that stays silent for 30 s
  * of probing is pulsed, and again every 30 s while it stays silent (it boots
@@ -55,14 +55,16 @@ import type { ModemState } from "./driver";
 
 /**
  * The lines that end the socket and the service: "+CIPEVENT: NETWORK CLOSED
- * UNEXPECTEDLY", "RDY" (SIM7600 boot), "*ATREADY: 1" (A76xx boot), "NORMAL
- * POWER DOWN". Registered with the AT engine as the module's URCs (prefix
- * match): "RDY" and the others do not start with "+", and would otherwise go
- * to the reply of a command in flight. Four alternatives (Espruino's limit is
- * six), the unanchored one first (Espruino tries none after a "^" one past the
- * string's start: docs/espruino.md).
+ * UNEXPECTEDLY", "+CCH: CCH STOP" (the SSL service stopped, the network gone),
+ * "RDY" (SIM7600 boot), "*ATREADY: 1" (A76xx boot), "NORMAL POWER DOWN".
+ * Registered with the AT engine as the module's URCs (prefix match): "RDY"
+ * and the others do not start with "+", and would otherwise go to the reply of
+ * a command in flight. Five alternatives (Espruino's limit is six), the
+ * unanchored ones first (Espruino tries none after a "^" one past the
+ * string's start: docs/espruino.md). ("+CCHSTOP: 0", AT+CCHSTOP's answer,
+ * does not end in STOP.)
  */
-const NETWORK_GONE = /DOWN$|^\+CIPEVENT|^RDY|^.ATREADY/;
+const NETWORK_GONE = /DOWN$|STOP$|^\+CIPEVENT|^RDY|^.ATR/;
 
 /**
  * Why an open ended (onClose, and the why of the "failed" or "joined" state that
@@ -79,7 +81,7 @@ export type Sim7600CloseReason =
   | `+CCHSTART: ${string}` | `+CCHOPEN: ${string}` // the same for TLS: AT+CCHSTART / AT+CCHOPEN
   | `+CIPSEND: ${string}` | "BUSY" // a send confirmed short, or the AT engine's queue was full
   | `+IPCLOSE: ${string}` | `+CCH_${string}` | `+CCHCLOSE: ${string}` // the peer closed the link (or the module did)
-  | `+CIPEVENT: ${string}` // the network dropped ("NETWORK CLOSED UNEXPECTEDLY")
+  | `+CIPEVENT: ${string}` | `+CCH: ${string}` // the network dropped ("NETWORK CLOSED UNEXPECTEDLY"; TLS: "CCH STOP")
   | `RDY${string}` | `${string}ATREADY${string}` | `${string}POWER DOWN`; // the module restarted, or switched off
 declare module "../transport" {
   interface LinkCloseReasons {
