@@ -35,4 +35,25 @@ describe("npm start (scripts/demo/start.ts)", () => {
     await ws.endAsync();
     expect(demo.vb.uncaught).toBe(0);
   }, 60_000);
+
+  it("--modem sim7600 shows the LTE module's dialogue and obeys the phone", async () => {
+    await demo?.stop();
+    lines.length = 0;
+    demo = await startDemo({ modem: "sim7600", port: 0, wsPort: 0, keepAlive: 60, print: (s) => lines.push(s) });
+    await until(() => lines.some((l) => l.startsWith("← SUBACK")), 30_000, "SUBACK");
+    const board = lines.filter((l) => l.startsWith("board   ")).map((l) => l.slice(8));
+    // the bring-up in order, the credentials hidden
+    const order = ["AT+CPIN?;+CSQ", "AT+CEREG?;+CGREG?", "AT+NETCLOSE", "AT+CGDCONT=<hidden>", "AT+NETOPEN", "AT+CIPSRIP=0", "connected"];
+    const at = order.map((want) => board.findIndex((l) => l === want));
+    expect(at, board.join("\n")).not.toContain(-1);
+    expect([...at].sort((a, b) => a - b)).toEqual(at);
+    expect(board.some((l) => /^AT\+CIPOPEN=0,"TCP","[^"]+",\d+$/.test(l))).toBe(true);
+    expect(lines.some((l) => l.startsWith("← CONNACK 20 02 00 00"))).toBe(true);
+    const phone = await mqtt.connectAsync(`mqtt://127.0.0.1:${demo.port}`, { reconnectPeriod: 0 });
+    await phone.publishAsync("led", "on", { qos: 1 });
+    await until(() => lines.includes("LED     ● on"), 20_000, "LED on");
+    expect(demo.vb.pin(demo.board.led)).toBe(1);
+    await phone.endAsync();
+    expect(demo.vb.uncaught).toBe(0);
+  }, 60_000);
 });
