@@ -1,94 +1,16 @@
 /**
- * Test rig for the SIM800 driver: the real AT engine and driver on a sped-up
- * real clock, wired to the SIM800 simulator, whose sockets reach an in-process
- * broker on loopback (the shared parts: ./modem-rig.ts). MQTT goes over the
- * transport as raw bytes (mqtt-packet as the oracle).
+ * The cellular rig (./cellular-rig.ts) with the SIM800 driver and simulator.
+ * The driver's time-outs are SIMCom's: 1 s, 5 s, 85 s.
  */
-import { expect } from "vitest";
 import { Sim800, type Sim800Options } from "../../src/modem/sim800";
 import { Sim800Sim, type Sim800Options as SimOptions } from "../../scripts/simulators/modem-sim/sim800";
-import type { Clock } from "../../src/transport";
-import { fastClock } from "./fake-clock";
-import { ModemRig, until, Socket, type Broker } from "./modem-rig";
+import { CellularRig, type CellularRigOptions } from "./cellular-rig";
+import type { Broker } from "./modem-rig";
 
-/** The APN credentials of the rig's driver: never in a log line (the engine logs AT+CSTT=<hidden>). */
-export const APN_USER = "jo";
-export const APN_PASSWORD = "s3cret!";
+export type Sim800RigOptions = CellularRigOptions<SimOptions, Sim800Options>;
 
-export interface Sim800RigOptions {
-  sim?: SimOptions;
-  driver?: Partial<Sim800Options>;
-  /** The board wires PWRKEY: the driver's powerOn presses the sim's power key. */
-  powerOn?: boolean;
-  /**
-   * How much faster than real time the driver's and the engine's clock runs (default 20;
-   * their time-outs are SIMCom's: 1 s, 5 s, 85 s); the simulator and the broker run in real time.
-   */
-  speed?: number;
-}
-
-export class Sim800Rig extends ModemRig<Sim800Sim, Sim800> {
-  powerOns = 0;
-  clock: Clock;
+export class Sim800Rig extends CellularRig<Sim800Sim, Sim800, SimOptions, Sim800Options> {
   constructor(broker: Broker, o: Sim800RigOptions = {}) {
-    super("broker.example", 4);
-    this.sim = new Sim800Sim({
-      apn: "internet",
-      hostMap: () => ({ host: "127.0.0.1", port: broker.port }),
-      maxChunk: 16,
-      regPolls: 1,
-      log: (s) => this.log.push("sim: " + s),
-      ...o.sim,
-    });
-    this.clock = fastClock(o.speed ?? 20);
-    this.wire(this.clock);
-    const driver: Sim800Options = {
-      apn: "internet",
-      user: APN_USER,
-      password: APN_PASSWORD,
-      log: (l) => this.log.push(l),
-      ...o.driver,
-    };
-    if (o.powerOn)
-      driver.powerOn = (done) => {
-        this.powerOns++;
-        this.sim.powerKey();
-        done();
-      };
-    this.modem = new Sim800(this.engine, this.clock, driver);
-    this.modem.onState = (s, w) => this.states.push(w ? s + " " + w : s);
-  }
-
-  /** CONNACK 20 02 00 00, as an assertion. */
-  protected checkConnack(s: Socket): void {
-    expect(JSON.stringify(s.rx.slice(0, 4))).toBe(JSON.stringify("\x20\x02\x00\x00"));
-  }
-
-  /** A PINGREQ answered by PINGRESP: the link works end to end. */
-  async ping(s: Socket): Promise<void> {
-    const n = s.packets.length;
-    this.modem.write("\xc0\x00");
-    await until(() => s.packets.slice(n).some((p) => p.cmd == "pingresp") || s.closed !== null, 5000, "PINGRESP");
-    expect(s.closed).toBe(null);
-  }
-
-  /** close(); resolves with the one close reason. */
-  async close(s: Socket): Promise<string> {
-    this.modem.close();
-    await until(() => s.closed !== null, 5000, "close");
-    return s.closed!;
-  }
-
-  /** A fresh open, MQTT CONNECT and PING: proves the link works again. */
-  async works(id: string, n = 4): Promise<Socket> {
-    const { sock } = await this.openEventually(n);
-    await this.mqttConnect(sock, id);
-    await this.ping(sock);
-    return sock;
-  }
-
-  /** The log lines that hold the APN credentials (none, or the test fails). */
-  credentialsLogged(): string[] {
-    return this.log.filter((l) => l.includes(APN_PASSWORD) || l.includes(`"${APN_USER}"`));
+    super(broker, o, (opts) => new Sim800Sim(opts), (engine, clock, opts) => new Sim800(engine, clock, opts));
   }
 }
