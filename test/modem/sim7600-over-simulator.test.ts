@@ -11,43 +11,19 @@
  * are the sim7600 column of the modem fault table (test/support/modem-faults.ts,
  * played by test/modem/modem-faults.test.ts).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import mqtt from "mqtt";
-import { until, sleep, startAedesBroker, trickyPayload, type Broker } from "../support/modem-rig";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { until, sleep, trickyPayload } from "../support/modem-rig";
+import { cellularSuite } from "../support/cellular-rig";
 import { Sim7600Rig as Rig } from "../support/sim7600-rig";
 import { startTlsFront, type TlsFront } from "../support/tls";
 
-let broker: Broker;
 let rig: Rig | null = null;
-
-beforeAll(async () => {
-  broker = await startAedesBroker();
-});
-afterAll(async () => {
-  await broker.close();
-});
-afterEach(() => {
-  if (rig) {
-    // The APN credentials never reach a log line (the engine logs AT+CGAUTH=<hidden>).
-    expect(rig.credentialsLogged()).toEqual([]);
-    expect(rig.sim.violations).toEqual([]);
-    rig.sim.close();
-  }
-  rig = null;
-});
-
-async function phone(): Promise<mqtt.MqttClient> {
-  const c = mqtt.connect(`mqtt://127.0.0.1:${broker.port}`, { clientId: "phone-" + Math.random().toString(16).slice(2), reconnectPeriod: 0 });
-  await new Promise<void>((res, rej) => {
-    c.once("connect", () => res());
-    c.once("error", rej);
-  });
-  return c;
-}
+const suite = cellularSuite(() => rig, () => (rig = null));
+const { phone } = suite;
 
 describe("SIM7600 / A7670 driver over the simulator and a real broker", () => {
   it("brings up (booting module, slow LTE registration), speaks MQTT with tricky binary payloads both ways, and closes once", async () => {
-    rig = new Rig(broker, { sim: { bootBanner: true, regPolls: 3, transcript: true } });
+    rig = new Rig(suite.broker, { sim: { bootBanner: true, regPolls: 3, transcript: true } });
     const r = rig;
     const s = await r.open();
     expect(r.states).toEqual(["attaching +CPIN: READY,+CSQ: 20,99", "joined", "connecting", "connected"]);
@@ -99,12 +75,12 @@ describe("SIM7600 / A7670 driver over the simulator and a real broker", () => {
   });
 
   it("an A7670 (\"*ATREADY: 1\" at boot) registered on 2G/3G only (AT+CGREG?), roaming", async () => {
-    rig = new Rig(broker, { sim: { family: "a7670", bootBanner: true, lte: false, regStat: 5 } });
+    rig = new Rig(suite.broker, { sim: { family: "a7670", bootBanner: true, lte: false, regStat: 5 } });
     await rig.works("a7670");
   });
 
   it("re-opens over the network service that stays open (straight to AT+CIPOPEN)", async () => {
-    rig = new Rig(broker);
+    rig = new Rig(suite.broker);
     const r = rig;
     const s = await r.open();
     await r.close(s);
@@ -117,14 +93,14 @@ describe("SIM7600 / A7670 driver over the simulator and a real broker", () => {
 describe("SIM7600 / A7670 driver with TLS (the module's SSL service) over the simulator and a real TLS server", () => {
   let front: TlsFront;
   beforeAll(async () => {
-    front = await startTlsFront(broker.port);
+    front = await startTlsFront(suite.broker.port);
   });
   afterAll(async () => {
     await front.close();
   });
   /** A rig whose module reaches the TLS front; the driver asks for TLS. */
   const tlsRig = (o: ConstructorParameters<typeof Rig>[1] = {}) =>
-    new Rig(broker, { ...o, driver: { ssl: true, ...o.driver }, sim: { hostMap: () => ({ host: "127.0.0.1", port: front.port }), ...o.sim } });
+    new Rig(suite.broker, { ...o, driver: { ssl: true, ...o.driver }, sim: { hostMap: () => ({ host: "127.0.0.1", port: front.port }), ...o.sim } });
 
   it("opens through AT+CCHSTART and AT+CCHOPEN (no AT+NETOPEN), MQTT with tricky bytes both ways over a real TLS link (no SNI), closes with AT+CCHCLOSE", async () => {
     const handshakes = front.handshakes.length;

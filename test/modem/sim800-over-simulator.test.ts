@@ -6,44 +6,20 @@
  * knobs are the modem fault table's (test/support/modem-faults.ts, played by
  * test/modem/modem-faults.test.ts); here, the healthy paths.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import mqtt from "mqtt";
-import { until, sleep, startAedesBroker, trickyPayload, type Broker } from "../support/modem-rig";
+import { describe, expect, it } from "vitest";
+import { until, sleep, trickyPayload } from "../support/modem-rig";
+import { cellularSuite } from "../support/cellular-rig";
 import { Sim800Rig as Rig } from "../support/sim800-rig";
 import { startTlsFront } from "../support/tls";
 
-let broker: Broker;
 let rig: Rig | null = null;
-
-beforeAll(async () => {
-  broker = await startAedesBroker();
-});
-afterAll(async () => {
-  await broker.close();
-});
-afterEach(() => {
-  if (rig) {
-    // The APN credentials never reach a log line (the engine logs AT+CSTT=<hidden>).
-    expect(rig.credentialsLogged()).toEqual([]);
-    expect(rig.sim.violations).toEqual([]);
-    rig.sim.close();
-  }
-  rig = null;
-});
-
-async function phone(): Promise<mqtt.MqttClient> {
-  const c = mqtt.connect(`mqtt://127.0.0.1:${broker.port}`, { clientId: "phone-" + Math.random().toString(16).slice(2), reconnectPeriod: 0 });
-  await new Promise<void>((res, rej) => {
-    c.once("connect", () => res());
-    c.once("error", rej);
-  });
-  return c;
-}
+const suite = cellularSuite(() => rig, () => (rig = null));
+const { phone } = suite;
 
 describe("SIM800 driver over the simulator and a real broker", () => {
   it("brings up, speaks MQTT with tricky binary payloads both ways, and closes once", async () => {
     // The module is still booting (auto-bauding: no RDY) and misses the first AT.
-    rig = new Rig(broker, { sim: { bootBanner: true, autobaud: true, deafAt: 1, regPolls: 2 } });
+    rig = new Rig(suite.broker, { sim: { bootBanner: true, autobaud: true, deafAt: 1, regPolls: 2 } });
     const r = rig;
     const s = await r.open();
     expect(r.states).toEqual(["attaching +CSQ: 18,0", "joined", "connecting", "connected"]);
@@ -83,7 +59,7 @@ describe("SIM800 driver over the simulator and a real broker", () => {
   });
 
   it("re-opens over the bearer that stays up (no second bring-up)", async () => {
-    rig = new Rig(broker);
+    rig = new Rig(suite.broker);
     const r = rig;
     const s = await r.open();
     await r.close(s);
@@ -93,9 +69,9 @@ describe("SIM800 driver over the simulator and a real broker", () => {
   });
 
   it("ssl: AT+CIPSSL=1 before AT+CIPSTART, then MQTT over a real TLS link (no SNI)", async () => {
-    const front = await startTlsFront(broker.port);
+    const front = await startTlsFront(suite.broker.port);
     try {
-      rig = new Rig(broker, { driver: { ssl: true }, sim: { hostMap: () => ({ host: "127.0.0.1", port: front.port }) } });
+      rig = new Rig(suite.broker, { driver: { ssl: true }, sim: { hostMap: () => ({ host: "127.0.0.1", port: front.port }) } });
       const r = rig;
       const s = await r.works("sim800-tls");
       const c = r.sim.commands;
@@ -110,7 +86,7 @@ describe("SIM800 driver over the simulator and a real broker", () => {
   });
 
   it("registers while roaming (+CREG: 0,5)", async () => {
-    rig = new Rig(broker, { sim: { regStat: 5 } });
+    rig = new Rig(suite.broker, { sim: { regStat: 5 } });
     await rig.works("sim800-n");
   });
 });

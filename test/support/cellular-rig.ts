@@ -6,13 +6,14 @@
  * bytes (mqtt-packet as the oracle). ./sim800-rig.ts and ./sim7600-rig.ts
  * name the two modules' simulator and driver.
  */
-import { expect } from "vitest";
+import { afterAll, afterEach, beforeAll, expect } from "vitest";
+import mqtt from "mqtt";
 import type { AtEngine } from "../../src/at/engine";
 import type { Clock, Transport } from "../../src/transport";
 import type { ModemState, ModemStateDetail } from "../../src/modem/driver";
 import type { ModemSimCore } from "../../scripts/simulators/modem-sim/core";
 import { fastClock } from "./fake-clock";
-import { ModemRig, until, Socket, type Broker } from "./modem-rig";
+import { ModemRig, startAedesBroker, until, Socket, type Broker } from "./modem-rig";
 
 /** The APN credentials of the rig's driver: never in a log line (the engine logs the command as <hidden>). */
 export const APN_USER = "jo";
@@ -113,4 +114,36 @@ export class CellularRig<S extends ModemSimCore & { powerKey(): void }, M extend
   credentialsLogged(): string[] {
     return this.log.filter((l) => l.includes(APN_PASSWORD) || l.includes(`"${APN_USER}"`));
   }
+}
+
+/**
+ * The setup of a file of cellular rig tests: an Aedes broker for the whole file;
+ * after each test the rig `current()` returns (if any) must have logged no APN
+ * credential and seen no data before its prompt, and is closed, then `clear()`
+ * forgets it. phone() connects an MQTT.js client to the broker.
+ */
+export function cellularSuite(current: () => { credentialsLogged(): string[]; sim: ModemSimCore } | null, clear: () => void) {
+  const suite = {
+    broker: undefined as unknown as Broker,
+    async phone(): Promise<mqtt.MqttClient> {
+      return mqtt.connectAsync(`mqtt://127.0.0.1:${suite.broker.port}`, { clientId: "phone-" + Math.random().toString(16).slice(2), reconnectPeriod: 0 });
+    },
+  };
+  beforeAll(async () => {
+    suite.broker = await startAedesBroker();
+  });
+  afterAll(async () => {
+    await suite.broker.close();
+  });
+  afterEach(() => {
+    const rig = current();
+    if (rig) {
+      // the engine logs the command that carries them as <hidden>
+      expect(rig.credentialsLogged()).toEqual([]);
+      expect(rig.sim.violations).toEqual([]);
+      rig.sim.close();
+    }
+    clear();
+  });
+  return suite;
 }
