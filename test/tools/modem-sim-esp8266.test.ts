@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import net from "node:net";
 import { Esp8266Sim, atParams } from "../../scripts/simulators/modem-sim/esp8266";
-import { until } from "../support/esp8266-rig";
+import { collectOutput } from "../support/sim-output";
 
 let server: net.Server;
 let port = 0;
@@ -29,21 +29,8 @@ afterEach(() => {
 function make(opts: ConstructorParameters<typeof Esp8266Sim>[0] = {}) {
   const sim = new Esp8266Sim({ ssid: "lab", password: "pw", hosts: ["echo.local"], hostMap: () => ({ host: "127.0.0.1", port }), ...opts });
   sims.push(sim);
-  let out = "";
-  sim.on("tx", (c: string) => (out += c));
-  const take = () => {
-    const o = out;
-    out = "";
-    return o;
-  };
-  const waitFor = async (text: string) => {
-    await until(() => out.includes(text), 3000, JSON.stringify(text) + " in " + JSON.stringify(out));
-    const i = out.indexOf(text) + text.length;
-    const o = out.slice(0, i);
-    out = out.slice(i);
-    return o;
-  };
-  return { sim, take, waitFor, say: (line: string) => sim.receive(line + "\r\n") };
+  const { take, waitFor, say } = collectOutput(sim);
+  return { sim, take, waitFor, say };
 }
 
 describe("ESP8266 simulator dialect", () => {

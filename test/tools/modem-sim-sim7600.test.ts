@@ -9,7 +9,7 @@ import net from "node:net";
 import tls from "node:tls";
 import { Sim7600Sim, type Sim7600SimOptions } from "../../scripts/simulators/modem-sim/sim7600";
 import { testCertificate } from "../support/tls";
-import { until } from "../support/wait";
+import { collectOutput } from "../support/sim-output";
 
 const echo = (s: net.Socket) => {
   s.on("data", (d) => (d.toString() == "bye" ? s.end() : s.write(d)));
@@ -42,22 +42,13 @@ afterEach(() => {
 function make(opts: Sim7600SimOptions = {}) {
   const sim = new Sim7600Sim({ regPolls: 0, hostMap: (host) => ({ host: "127.0.0.1", port: host == "tls.example" ? ports.tls : ports.plain }), ...opts });
   sims.push(sim);
-  let out = "";
-  sim.on("tx", (c: string) => (out += c));
-  const waitFor = async (text: string) => {
-    await until(() => out.includes(text), 3000, JSON.stringify(text) + " in " + JSON.stringify(out));
-    const i = out.indexOf(text) + text.length;
-    const o = out.slice(0, i);
-    out = out.slice(i);
-    return o;
-  };
-  const say = (line: string) => sim.receive(line + "\r\n");
+  const { waitFor, say, out } = collectOutput(sim);
   /** A command and its answer up to `end`. */
   const ask = async (line: string, end = "OK\r\n") => {
     say(line);
     return waitFor(end);
   };
-  return { sim, say, ask, waitFor, out: () => out };
+  return { sim, say, ask, waitFor, out };
 }
 
 /** A sim past ATE0, registered (one AT+CEREG? poll). */
