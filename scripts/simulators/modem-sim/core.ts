@@ -296,6 +296,19 @@ export abstract class ModemSimCore extends EventEmitter {
     this.send(line + "\r\n");
   }
 
+  /** Each line framed as the modules frame their answers: "\r\n<line>\r\n". */
+  protected reply(...lines: string[]): void {
+    for (const l of lines) this.send("\r\n" + l + "\r\n");
+  }
+
+  /** "AT" and "ATE0" / "ATE1", which every module answers alike: true when `name` was one of them. */
+  protected basicCommand(name: string): boolean {
+    if (name == "ATE0" || name == "ATE1") this.echo = name == "ATE1";
+    else if (name != "AT") return false;
+    this.reply("OK");
+    return true;
+  }
+
   protected sendIpd(header: string, payload: string): void {
     if (this.fault.loseIpd > 0) {
       const n = Math.min(this.fault.loseIpd, payload.length);

@@ -157,9 +157,6 @@ export class Esp8266Sim extends ModemSimCore {
     return cmd + "\r\r\n";
   }
 
-  private _reply(...lines: string[]): void {
-    for (const l of lines) this.send("\r\n" + l + "\r\n");
-  }
 
   private _drop(): void {
     if (this.link) this.link.close();
@@ -222,18 +219,14 @@ export class Esp8266Sim extends ModemSimCore {
     const arg = eq < 0 ? "" : line.slice(eq + 1);
     const isJoin = /^AT\+CWJAP(_CUR|_DEF)?$/.test(name) && eq > 0;
     this.commands.push(isJoin ? line.replace(/,.*/, ',"***"') : line);
-    const ok = () => this._reply("OK");
-    const err = () => this._reply("ERROR");
+    const ok = () => this.reply("OK");
+    const err = () => this.reply("ERROR");
     if (this._joining) return this.sendLine(this.busyLine());
-    if (name == "AT") return ok();
-    if (name == "ATE0" || name == "ATE1") {
-      this.echo = name == "ATE1";
-      return ok();
-    }
+    if (this.basicCommand(name)) return;
     if (name == "AT+GMR")
       return this._o.firmware == 2
-        ? this._reply("AT version:2.2.0.0(ESP8266)", "SDK version:v3.4", "OK")
-        : this._reply("AT version:1.7.4.0(May 11 2020 19:13:04)", "SDK version:3.0.4", "OK");
+        ? this.reply("AT version:2.2.0.0(ESP8266)", "SDK version:v3.4", "OK")
+        : this.reply("AT version:1.7.4.0(May 11 2020 19:13:04)", "SDK version:3.0.4", "OK");
     if (name == "AT+RST") {
       ok();
       // the part reboots right after its OK has gone out
@@ -249,7 +242,7 @@ export class Esp8266Sim extends ModemSimCore {
     }
     if (name == "AT+CIPMUX" && eq > 0) {
       if (arg != "0" && arg != "1") return err();
-      if (this.link || this.muxLinks.some((l) => l)) return this._reply("link is builded", "ERROR");
+      if (this.link || this.muxLinks.some((l) => l)) return this.reply("link is builded", "ERROR");
       this.mux = Number(arg);
       return ok();
     }
@@ -259,7 +252,7 @@ export class Esp8266Sim extends ModemSimCore {
       return ok();
     }
     if (name == "AT+CIFSR")
-      return this._reply('+CIFSR:STAIP,"' + (this.joined ? STATION_IP : "0.0.0.0") + '"', '+CIFSR:STAMAC,"' + STATION_MAC + '"', "OK");
+      return this.reply('+CIFSR:STAIP,"' + (this.joined ? STATION_IP : "0.0.0.0") + '"', '+CIFSR:STAMAC,"' + STATION_MAC + '"', "OK");
     if (isJoin) return this._join(arg);
     if (name == "AT+CIPSTART" && eq > 0) return this.mux == 1 ? this._startMux(arg) : this._start(arg);
     if (name == "AT+CIPSSLSIZE" && eq > 0 && this._o.firmware != 2) {
@@ -279,20 +272,20 @@ export class Esp8266Sim extends ModemSimCore {
     if (name == "AT+CIPCLOSE") {
       if (!this.link) return err();
       this._drop();
-      return this._reply("CLOSED", "OK");
+      return this.reply("CLOSED", "OK");
     }
     if (name == "AT+CIPSTATUS") {
       const open = this.muxLinks.map((l, id) => ({ l, id })).filter((x) => x.l);
       const stat = this.link || open.length ? 3 : this.joined ? 2 : 5;
       const lines = open.map(({ l, id }) => `+CIPSTATUS:${id},"${l!.tls ? "SSL" : "TCP"}","${l!.host}",${l!.port},${FIRST_LOCAL_PORT + id},0`);
-      return this._reply("STATUS:" + stat, ...lines, "OK");
+      return this.reply("STATUS:" + stat, ...lines, "OK");
     }
     err();
   }
 
   private _join(arg: string): void {
     const p = atParams(arg);
-    if (p.length < 2 || this.mode == 2) return this._reply("ERROR");
+    if (p.length < 2 || this.mode == 2) return this.reply("ERROR");
     this.joins.push([p[0], p[1]]);
     const o = this._o;
     const was = this.joined;
@@ -307,29 +300,29 @@ export class Esp8266Sim extends ModemSimCore {
     this.later(() => {
       this._joining = false;
       const code = this.joinFail ?? (this.ap.ssid != null && p[0] != this.ap.ssid ? 3 : this.ap.password != null && p[1] != this.ap.password ? 2 : 0);
-      if (code) return this._reply("+CWJAP:" + code, "FAIL");
+      if (code) return this.reply("+CWJAP:" + code, "FAIL");
       this.joined = true;
       this.saved = true;
       this.send("WIFI CONNECTED\r\n");
       this.later(() => {
         this.send("WIFI GOT IP\r\n");
-        this._reply("OK");
+        this.reply("OK");
       }, 2);
     }, o.joinDelay ?? 20);
   }
 
   private _start(arg: string): void {
     const p = atParams(arg);
-    if (this.mux != 0 || p.length < 3 || !/^(TCP|SSL)$/.test(p[0].toUpperCase())) return this._reply("ERROR");
+    if (this.mux != 0 || p.length < 3 || !/^(TCP|SSL)$/.test(p[0].toUpperCase())) return this.reply("ERROR");
     const host = p[1];
     const port = Number(p[2]);
-    if (!(port > 0 && port < 65536)) return this._reply("ERROR");
-    if (this.link) return this._reply("ALREADY CONNECTED", "ERROR");
-    if (!this.joined) return this._reply("no ip", "ERROR");
+    if (!(port > 0 && port < 65536)) return this.reply("ERROR");
+    if (this.link) return this.reply("ALREADY CONNECTED", "ERROR");
+    if (!this.joined) return this.reply("no ip", "ERROR");
     const hosts = this._o.hosts;
     const isIp = /^\d+\.\d+\.\d+\.\d+$/.test(host) || host == "localhost";
     if (!isIp && hosts && hosts.indexOf(host) < 0) {
-      this.later(() => this._reply("DNS Fail", "ERROR"), 5);
+      this.later(() => this.reply("DNS Fail", "ERROR"), 5);
       return;
     }
     let opened = false;
@@ -341,7 +334,7 @@ export class Esp8266Sim extends ModemSimCore {
       if (w) w();
       if (opened) return;
       opened = true;
-      this._reply("CONNECT", "OK");
+      this.reply("CONNECT", "OK");
     };
     const link: TcpLink = this.openTcp(host, port, {
       // "send-fail": the module reports CONNECT once TCP is up and finds out
@@ -367,7 +360,7 @@ export class Esp8266Sim extends ModemSimCore {
         }
         this.link = null;
         if (opened) this.send("CLOSED\r\n");
-        else this._reply("ERROR", "CLOSED");
+        else this.reply("ERROR", "CLOSED");
       },
     }, undefined, ssl ? { servername: this.sni } : undefined);
     this.link = link;
@@ -375,23 +368,23 @@ export class Esp8266Sim extends ModemSimCore {
 
   private _send(arg: string): void {
     const n = Number(arg);
-    if (this.mux != 0 || !(n >= 1 && n <= MAX_SEND) || String(n) != arg.trim()) return this._reply("ERROR");
+    if (this.mux != 0 || !(n >= 1 && n <= MAX_SEND) || String(n) != arg.trim()) return this.reply("ERROR");
     const link = this.link;
-    if (!link || !(link.connected || (link.tls && this.sslFail == "send-fail"))) return this._reply("link is not valid", "ERROR");
+    if (!link || !(link.connected || (link.tls && this.sslFail == "send-fail"))) return this.reply("link is not valid", "ERROR");
     // The prompt is "> " (the core lets the board write once the ">" is out).
     this.send("\r\nOK\r\n> ");
     const done = (bytes: string) => {
       if (this._sslBroken && this.link === link) {
         this.log("SSL handshake had failed: " + this._sslBroken);
         this._drop();
-        return this._reply("SEND FAIL", "CLOSED");
+        return this.reply("SEND FAIL", "CLOSED");
       }
-      if (this.link !== link || !link.connected) return this._reply("SEND FAIL");
+      if (this.link !== link || !link.connected) return this.reply("SEND FAIL");
       link.write(bytes);
-      this._reply("SEND OK");
+      this.reply("SEND OK");
     };
     this.expectRaw(n, (bytes) => {
-      this._reply(`Recv ${n} bytes`);
+      this.reply(`Recv ${n} bytes`);
       // behind an early CONNECT the handshake may still run: the answer waits for it
       if (this.link === link && !link.connected && !this._sslBroken) this._sslWait = () => done(bytes);
       else done(bytes);
@@ -406,19 +399,19 @@ export class Esp8266Sim extends ModemSimCore {
   private _startMux(arg: string): void {
     const p = atParams(arg);
     const id = this._muxId(p[0]);
-    if (id < 0 || p.length < 4 || !/^(TCP|SSL)$/.test(p[1].toUpperCase())) return this._reply("ERROR");
+    if (id < 0 || p.length < 4 || !/^(TCP|SSL)$/.test(p[1].toUpperCase())) return this.reply("ERROR");
     const host = p[2];
     const port = Number(p[3]);
-    if (!(port > 0 && port < 65536)) return this._reply("ERROR");
-    if (this.muxLinks[id]) return this._reply("ALREADY CONNECTED", "ERROR");
-    if (!this.joined) return this._reply("no ip", "ERROR");
+    if (!(port > 0 && port < 65536)) return this.reply("ERROR");
+    if (this.muxLinks[id]) return this.reply("ALREADY CONNECTED", "ERROR");
+    if (!this.joined) return this.reply("no ip", "ERROR");
     const ssl = p[1].toUpperCase() == "SSL";
     // the part holds one SSL link at most
-    if (ssl && this.muxLinks.some((l) => l && l.tls)) return this._reply("ERROR");
+    if (ssl && this.muxLinks.some((l) => l && l.tls)) return this.reply("ERROR");
     const hosts = this._o.hosts;
     const isIp = /^\d+\.\d+\.\d+\.\d+$/.test(host) || host == "localhost";
     if (!isIp && hosts && hosts.indexOf(host) < 0) {
-      this.later(() => this._reply("DNS Fail", "ERROR"), 5);
+      this.later(() => this.reply("DNS Fail", "ERROR"), 5);
       return;
     }
     let opened = false;
@@ -426,7 +419,7 @@ export class Esp8266Sim extends ModemSimCore {
       onConnect: () => {
         if (opened) return;
         opened = true;
-        this._reply(id + ",CONNECT", "OK");
+        this.reply(id + ",CONNECT", "OK");
       },
       onData: (bytes) => {
         for (let i = 0; i < bytes.length; i += MAX_IPD) {
@@ -438,7 +431,7 @@ export class Esp8266Sim extends ModemSimCore {
         if (this.muxLinks[id] !== link) return;
         this.muxLinks[id] = null;
         if (opened) this.send(id + ",CLOSED\r\n");
-        else this._reply("ERROR", id + ",CLOSED");
+        else this.reply("ERROR", id + ",CLOSED");
       },
     }, id, ssl ? { servername: this.sni } : undefined);
     this.muxLinks[id] = link;
@@ -448,29 +441,29 @@ export class Esp8266Sim extends ModemSimCore {
     const p = arg.split(",");
     const id = this._muxId(p[0]);
     const n = Number(p[1]);
-    if (id < 0 || p.length != 2 || !(n >= 1 && n <= MAX_SEND) || String(n) != p[1].trim()) return this._reply("ERROR");
+    if (id < 0 || p.length != 2 || !(n >= 1 && n <= MAX_SEND) || String(n) != p[1].trim()) return this.reply("ERROR");
     const link = this.muxLinks[id];
-    if (!link || !link.connected) return this._reply("link is not valid", "ERROR");
+    if (!link || !link.connected) return this.reply("link is not valid", "ERROR");
     this.send("\r\nOK\r\n> ");
     this.expectRaw(n, (bytes) => {
-      this._reply(`Recv ${n} bytes`);
-      if (this.muxLinks[id] !== link || !link.connected) return this._reply("SEND FAIL");
+      this.reply(`Recv ${n} bytes`);
+      if (this.muxLinks[id] !== link || !link.connected) return this.reply("SEND FAIL");
       link.write(bytes);
-      this._reply("SEND OK");
+      this.reply("SEND OK");
     });
   }
 
   private _closeMux(arg: string): void {
     const id = arg.trim() == String(CLOSE_ALL_ID) ? CLOSE_ALL_ID : this._muxId(arg);
-    if (id < 0) return this._reply("ERROR");
+    if (id < 0) return this.reply("ERROR");
     if (id == CLOSE_ALL_ID) {
       for (const open of this._dropMux()) this.send("\r\n" + open + ",CLOSED\r\n");
-      return this._reply("OK");
+      return this.reply("OK");
     }
     const link = this.muxLinks[id];
-    if (!link) return this._reply("ERROR");
+    if (!link) return this.reply("ERROR");
     link.close();
     this.muxLinks[id] = null;
-    this._reply(id + ",CLOSED", "OK");
+    this.reply(id + ",CLOSED", "OK");
   }
 }

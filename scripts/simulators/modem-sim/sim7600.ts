@@ -200,7 +200,7 @@ export class Sim7600Sim extends ModemSimCore {
 
   /** Power cut or switched off: the module says so and goes silent until powerKey(). */
   powerDown(): void {
-    this._reply("NORMAL POWER DOWN");
+    this.reply("NORMAL POWER DOWN");
     this._off();
   }
 
@@ -228,9 +228,10 @@ export class Sim7600Sim extends ModemSimCore {
     this.echo = false;
   }
 
-  private _reply(...lines: string[]): void {
+  /** While a concatenated line runs, its commands' answers are captured (see onCommand). */
+  protected override reply(...lines: string[]): void {
     if (this._captured) this._captured.push(...lines);
-    else for (const l of lines) this.send("\r\n" + l + "\r\n");
+    else super.reply(...lines);
   }
 
   private _dropAll(): void {
@@ -259,21 +260,21 @@ export class Sim7600Sim extends ModemSimCore {
     this.sslSendReport = 0;
     this._polls = 0;
     const sim = this._o.sim ?? "READY";
-    this._reply(this._o.family == "a7670" ? "*ATREADY: 1" : "RDY");
+    this.reply(this._o.family == "a7670" ? "*ATREADY: 1" : "RDY");
     this.later(() => {
-      this._reply(sim == "none" ? "+CPIN: NOT INSERTED" : "+CPIN: " + sim);
-      if (sim == "READY") this.later(() => this._reply("SMS DONE", "PB DONE"), 5);
+      this.reply(sim == "none" ? "+CPIN: NOT INSERTED" : "+CPIN: " + sim);
+      if (sim == "READY") this.later(() => this.reply("SMS DONE", "PB DONE"), 5);
     }, 5);
   }
 
   protected onNetDown(): void {
-    for (let s = 0; s < SSL_SESSIONS; s++) if (this._sessions[s]) this._reply(`+CCH_PEER_CLOSED: ${s}`);
+    for (let s = 0; s < SSL_SESSIONS; s++) if (this._sessions[s]) this.reply(`+CCH_PEER_CLOSED: ${s}`);
     const services = { ip: this.netOpen, ssl: this.sslStarted };
     this._dropAll();
     if (this.netOpen) this.netBroken = true;
     this.sslStarted = false;
-    if (services.ip || !services.ssl) this._reply("+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY");
-    if (services.ssl) this._reply("+CCH: CCH STOP");
+    if (services.ip || !services.ssl) this.reply("+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY");
+    if (services.ssl) this.reply("+CCH: CCH STOP");
   }
 
   /** The answer line of a query; null: not one. */
@@ -329,7 +330,7 @@ export class Sim7600Sim extends ModemSimCore {
       }
       if (failed) break;
     }
-    this._reply(...out, ...(failed ? [] : ["OK"]), ...afterOk);
+    this.reply(...out, ...(failed ? [] : ["OK"]), ...afterOk);
   }
 
   /** One command (alone on its line, or one of a concatenated line as "AT<command>"). */
@@ -340,19 +341,15 @@ export class Sim7600Sim extends ModemSimCore {
     const arg = eq < 0 ? "" : line.slice(eq + 1);
     const args = arg.split(",").map((s) => s.trim().replace(/^"|"$/g, ""));
     const o = this._o;
-    const ok = () => this._reply("OK");
-    const err = () => this._reply("ERROR");
-    if (name == "AT") return ok();
-    if (name == "ATE0" || name == "ATE1") {
-      this.echo = name == "ATE1";
-      return ok();
-    }
+    const ok = () => this.reply("OK");
+    const err = () => this.reply("ERROR");
+    if (this.basicCommand(name)) return;
     if (name == "AT+CPIN?") {
       const sim = o.sim ?? "READY";
-      return sim == "none" ? this._reply("+CME ERROR: 10") : this._reply("+CPIN: " + sim, "OK");
+      return sim == "none" ? this.reply("+CME ERROR: 10") : this.reply("+CPIN: " + sim, "OK");
     }
     const query = name.startsWith("AT+") && eq < 0 ? this._query(name.slice(2)) : null;
-    if (query) return this._reply(query, "OK");
+    if (query) return this.reply(query, "OK");
     if (name == "AT+CGDCONT") {
       if (args[0] != "1" || args[1]?.toUpperCase() != "IP" || !args[2]) return err();
       this.cgdcont = args;
@@ -371,31 +368,31 @@ export class Sim7600Sim extends ModemSimCore {
       return ok();
     }
     if (name == "AT+NETOPEN") {
-      if (this.netOpen) return this._reply("+IP ERROR: Network is already opened", "ERROR");
+      if (this.netOpen) return this.reply("+IP ERROR: Network is already opened", "ERROR");
       ok();
       return void this.later(() => {
         const good = this._networkUsable();
         this.netOpen = good;
-        this._reply("+NETOPEN: " + (good ? 0 : 1));
+        this.reply("+NETOPEN: " + (good ? 0 : 1));
       }, o.netopenDelay ?? 30);
     }
     if (name == "AT+NETCLOSE") {
-      if (!this.netOpen) return this._reply("+IP ERROR: Network is already closed", "ERROR");
+      if (!this.netOpen) return this.reply("+IP ERROR: Network is already closed", "ERROR");
       for (const l of this._slots) if (l) l.tcp.close();
       this._slots = [];
       this.netOpen = this.netBroken = false;
       ok();
-      return void this.later(() => this._reply("+NETCLOSE: 0"), 5);
+      return void this.later(() => this.reply("+NETCLOSE: 0"), 5);
     }
     if (name == "AT+CIPOPEN") return this._open(args);
     if (name == "AT+CIPSEND") return this._send(args);
     if (name == "AT+CIPCLOSE") {
       const n = Number(args[0]);
       const l = this._slots[n];
-      if (!l) return this._reply(`+CIPCLOSE: ${args[0]},4`, "ERROR");
+      if (!l) return this.reply(`+CIPCLOSE: ${args[0]},4`, "ERROR");
       l.tcp.close();
       this._slots[n] = null;
-      return this._reply("OK", `+CIPCLOSE: ${n},0`);
+      return this.reply("OK", `+CIPCLOSE: ${n},0`);
     }
     if (name.startsWith("AT+CCH") || name == "AT+CSSLCFG") return this._ssl(name, args);
     if (name == "AT+CRESET") {
@@ -417,19 +414,19 @@ export class Sim7600Sim extends ModemSimCore {
 
   /** The SSL service's commands (AT+CCH*, AT+CSSLCFG). */
   private _ssl(name: string, args: string[]): void {
-    const ok = () => this._reply("OK");
-    const err = () => this._reply("ERROR");
+    const ok = () => this.reply("OK");
+    const err = () => this.reply("ERROR");
     const s = Number(args[0]);
     const session = s >= 0 && s < SSL_SESSIONS && Math.floor(s) === s ? s : -1;
     // OK, then the result line a while later; or (sslResultFirst) the result line, then OK
     const okAndResult = (result: () => string, ms: number) => {
       if (!this._o.sslResultFirst) {
         ok();
-        return void this.later(() => this._reply(result()), ms);
+        return void this.later(() => this.reply(result()), ms);
       }
       const captured = this._captured;
-      if (captured) return void this._reply(result(), "OK");
-      this.later(() => this._reply(result(), "OK"), ms);
+      if (captured) return void this.reply(result(), "OK");
+      this.later(() => this.reply(result(), "OK"), ms);
     };
     if (name == "AT+CCHSTART") {
       if (this.sslStarted) return err();
@@ -469,7 +466,7 @@ export class Sim7600Sim extends ModemSimCore {
       l.tcp.close();
       this._sessions[session] = null;
       ok();
-      return void this.later(() => this._reply(`+CCHCLOSE: ${session},0`), 5);
+      return void this.later(() => this.reply(`+CCHCLOSE: ${session},0`), 5);
     }
     err();
   }
@@ -477,22 +474,22 @@ export class Sim7600Sim extends ModemSimCore {
   private _sslOpen(s: number, args: string[]): void {
     const port = Number(args[2]);
     const type = args[3] === undefined ? 2 : Number(args[3]);
-    if (s < 0 || !args[1] || !(port > 0 && port < 65536) || (type != 1 && type != 2)) return this._reply("ERROR");
-    if (!this.sslStarted || this._sessions[s]) return this._reply("ERROR");
-    this._reply("OK");
+    if (s < 0 || !args[1] || !(port > 0 && port < 65536) || (type != 1 && type != 2)) return this.reply("ERROR");
+    if (!this.sslStarted || this._sessions[s]) return this.reply("ERROR");
+    this.reply("OK");
     const session: SslSession = {
       connected: false,
       tcp: this.openTcp(args[1], port, {
         onConnect: () => {
           session.connected = true;
-          this._reply(`+CCHOPEN: ${s},0`);
+          this.reply(`+CCHOPEN: ${s},0`);
         },
         onData: (bytes) => this.sendIpd(`\r\n+CCHRECV: DATA,${s},${bytes.length}\r\n`, bytes),
         onClose: (reason) => {
           if (this._sessions[s] !== session) return;
           this._sessions[s] = null;
           // before the session was up: the open's answer (the handshake, or TCP); else the peer closed
-          this._reply(session.connected ? `+CCH_PEER_CLOSED: ${s}` : `+CCHOPEN: ${s},${reason.startsWith("tls:") ? SSL_HANDSHAKE_ERROR : SSL_CONNECT_ERROR}`);
+          this.reply(session.connected ? `+CCH_PEER_CLOSED: ${s}` : `+CCHOPEN: ${s},${reason.startsWith("tls:") ? SSL_HANDSHAKE_ERROR : SSL_CONNECT_ERROR}`);
         },
       }, "ssl" + s, type == 2 ? {} : undefined),
     };
@@ -501,25 +498,25 @@ export class Sim7600Sim extends ModemSimCore {
 
   private _sslSend(s: number, len: number): void {
     const session = s < 0 ? null : this._sessions[s];
-    if (!session || !session.connected || !(len >= 1 && len <= MAX_SSL_SEND) || Math.floor(len) !== len) return this._reply("ERROR");
+    if (!session || !session.connected || !(len >= 1 && len <= MAX_SSL_SEND) || Math.floor(len) !== len) return this.reply("ERROR");
     this.send("> ");
     this.expectRaw(len, (bytes) => {
-      if (this._sessions[s] !== session) return this._reply("ERROR");
+      if (this._sessions[s] !== session) return this.reply("ERROR");
       session.tcp.write(bytes);
-      this._reply("OK", ...(this.sslSendReport ? [`+CCHSEND: ${s},0`] : []));
+      this.reply("OK", ...(this.sslSendReport ? [`+CCHSEND: ${s},0`] : []));
     });
   }
 
   private _open(args: string[]): void {
     const n = Number(args[0]);
-    if (!(n >= 0 && n < LINKS) || args[1]?.toUpperCase() != "TCP" || !args[2] || !(Number(args[3]) > 0)) return this._reply("ERROR");
+    if (!(n >= 0 && n < LINKS) || args[1]?.toUpperCase() != "TCP" || !args[2] || !(Number(args[3]) > 0)) return this.reply("ERROR");
     if (this.openErrors > 0) {
       this.openErrors--;
-      return this._reply("+CME ERROR: " + this.openErrorCode);
+      return this.reply("+CME ERROR: " + this.openErrorCode);
     }
-    if (!this.netOpen || this.netBroken) return this._reply("+IP ERROR: Network not opened", "ERROR");
-    if (this._slots[n]) return this._reply("+IP ERROR: Connection is already created", "ERROR");
-    this._reply("OK");
+    if (!this.netOpen || this.netBroken) return this.reply("+IP ERROR: Network not opened", "ERROR");
+    if (this._slots[n]) return this.reply("+IP ERROR: Connection is already created", "ERROR");
+    this.reply("OK");
     const host = args[2];
     const port = Number(args[3]);
     const link: Link = {
@@ -529,21 +526,21 @@ export class Sim7600Sim extends ModemSimCore {
       tcp: this.openTcp(host, port, {
         onConnect: () => {
           link.connected = true;
-          this._reply(`+CIPOPEN: ${n},0`);
+          this.reply(`+CIPOPEN: ${n},0`);
         },
         onData: (bytes) => {
           if (this.rxMode == 0) return this.sendIpd(`${this.srip ? `\r\nRECV FROM:${host}:${port}` : ""}\r\n+IPD${bytes.length}\r\n`, bytes);
           link.held = (link.held + bytes).slice(0, RX_BUFFER_BYTES);
           if (!link.told) {
             link.told = true;
-            this._reply(`+CIPRXGET: 1,${n}`);
+            this.reply(`+CIPRXGET: 1,${n}`);
           }
         },
         onClose: (reason) => {
           if (this._slots[n] !== link) return;
           this._slots[n] = null;
           // refused or unreachable before it connected: the open's answer; else the peer closed
-          this._reply(link.connected ? `+IPCLOSE: ${n},1` : `+CIPOPEN: ${n},${reason == "refused" ? 1 : 10}`);
+          this.reply(link.connected ? `+IPCLOSE: ${n},1` : `+CIPOPEN: ${n},${reason == "refused" ? 1 : 10}`);
         },
       }, n),
     };
@@ -554,15 +551,15 @@ export class Sim7600Sim extends ModemSimCore {
     const mode = Number(args[0]);
     if (mode == 0 || mode == 1) {
       this.rxMode = mode;
-      return this._reply("OK");
+      return this.reply("OK");
     }
     const n = Number(args[1]);
     const link = this._slots[n];
-    if (!(mode >= 2 && mode <= 4) || !(n >= 0 && n < LINKS)) return this._reply("ERROR");
-    if (mode == 4) return this._reply(`+CIPRXGET: 4,${n},${link ? link.held.length : 0}`, "OK");
+    if (!(mode >= 2 && mode <= 4) || !(n >= 0 && n < LINKS)) return this.reply("ERROR");
+    if (mode == 4) return this.reply(`+CIPRXGET: 4,${n},${link ? link.held.length : 0}`, "OK");
     const max = mode == 2 ? MAX_READ_RAW : MAX_READ_HEX;
     const want = args[2] === undefined ? max : Number(args[2]);
-    if (!link || !link.held || !(want >= 1 && want <= max)) return this._reply("+IP ERROR: No data", "ERROR");
+    if (!link || !link.held || !(want >= 1 && want <= max)) return this.reply("+IP ERROR: No data", "ERROR");
     const bytes = link.held.slice(0, want);
     link.held = link.held.slice(bytes.length);
     if (!link.held) link.told = false;
@@ -573,13 +570,13 @@ export class Sim7600Sim extends ModemSimCore {
     const n = Number(args[0]);
     const len = Number(args[1]);
     const link = this._slots[n];
-    if (!link || !link.connected || !(len >= 1 && len <= MAX_SEND) || Math.floor(len) !== len) return this._reply("ERROR");
+    if (!link || !link.connected || !(len >= 1 && len <= MAX_SEND) || Math.floor(len) !== len) return this.reply("ERROR");
     // The prompt is "> " (the core lets the board write once the ">" is out).
     this.send("> ");
     this.expectRaw(len, (bytes) => {
-      if (this._slots[n] !== link) return this._reply("OK", `+CIPSEND: ${n},${len},-1`);
+      if (this._slots[n] !== link) return this.reply("OK", `+CIPSEND: ${n},${len},-1`);
       link.tcp.write(bytes);
-      this._reply("OK", `+CIPSEND: ${n},${len},${len}`);
+      this.reply("OK", `+CIPSEND: ${n},${len},${len}`);
     });
   }
 }

@@ -100,7 +100,7 @@ export class Sim800Sim extends ModemSimCore {
 
   /** Power lost or cut: the part says so and goes silent until powerKey(). */
   powerDown(under = false): void {
-    this._reply(under ? "UNDER-VOLTAGE POWER DOWN" : "NORMAL POWER DOWN");
+    this.reply(under ? "UNDER-VOLTAGE POWER DOWN" : "NORMAL POWER DOWN");
     this._off();
   }
 
@@ -125,9 +125,6 @@ export class Sim800Sim extends ModemSimCore {
     this.echo = false;
   }
 
-  private _reply(...lines: string[]): void {
-    for (const l of lines) this.send("\r\n" + l + "\r\n");
-  }
 
   private _drop(): void {
     if (this._link) this._link.close();
@@ -146,17 +143,17 @@ export class Sim800Sim extends ModemSimCore {
     this._polls = 0;
     this._deaf = this._o.deafAt ?? 0;
     const sim = this._o.sim ?? "READY";
-    if (!this._o.autobaud) this._reply("RDY");
+    if (!this._o.autobaud) this.reply("RDY");
     this.later(() => {
-      this._reply("+CFUN: 1", sim == "none" ? "+CPIN: NOT INSERTED" : "+CPIN: " + sim);
-      if (sim == "READY") this.later(() => this._reply("Call Ready", "SMS Ready"), 5);
+      this.reply("+CFUN: 1", sim == "none" ? "+CPIN: NOT INSERTED" : "+CPIN: " + sim);
+      if (sim == "READY") this.later(() => this.reply("Call Ready", "SMS Ready"), 5);
     }, 5);
   }
 
   protected onNetDown(): void {
     this._drop();
     if (this.state != "IP INITIAL") this.state = "PDP DEACT";
-    this._reply("+PDP: DEACT");
+    this.reply("+PDP: DEACT");
   }
 
   protected onCommand(line: string): void {
@@ -171,25 +168,21 @@ export class Sim800Sim extends ModemSimCore {
       this._deaf--;
       return;
     }
-    const ok = () => this._reply("OK");
-    const err = () => this._reply("ERROR");
+    const ok = () => this.reply("OK");
+    const err = () => this.reply("ERROR");
     const st = this.state;
-    if (name == "AT") return ok();
-    if (name == "ATE0" || name == "ATE1") {
-      this.echo = name == "ATE1";
-      return ok();
-    }
+    if (this.basicCommand(name)) return;
     if (name == "AT+CPIN?") {
       const sim = o.sim ?? "READY";
-      return sim == "none" ? this._reply("+CME ERROR: 10") : this._reply("+CPIN: " + sim, "OK");
+      return sim == "none" ? this.reply("+CME ERROR: 10") : this.reply("+CPIN: " + sim, "OK");
     }
-    if (name == "AT+CSQ") return this._reply(`+CSQ: ${o.rssi ?? 18},0`, "OK");
+    if (name == "AT+CSQ") return this.reply(`+CSQ: ${o.rssi ?? 18},0`, "OK");
     if (name == "AT+CREG?") {
       const reg = (o.sim ?? "READY") == "READY" && o.regStat !== 0 && this._polls++ >= (o.regPolls ?? 2);
       if (reg && o.autoAttach !== false) this.attached = true;
-      return this._reply("+CREG: 0," + (reg ? o.regStat ?? 1 : 2), "OK");
+      return this.reply("+CREG: 0," + (reg ? o.regStat ?? 1 : 2), "OK");
     }
-    if (name == "AT+CGATT?") return this._reply("+CGATT: " + (this.attached ? 1 : 0), "OK");
+    if (name == "AT+CGATT?") return this.reply("+CGATT: " + (this.attached ? 1 : 0), "OK");
     if (name == "AT+CGATT") {
       const reg = o.regStat !== 0 && this._polls > (o.regPolls ?? 2);
       if (arg == "1" && !reg) return err();
@@ -199,7 +192,7 @@ export class Sim800Sim extends ModemSimCore {
     if (name == "AT+CIPSHUT") {
       this._drop();
       this.state = "IP INITIAL";
-      return this._reply("SHUT OK");
+      return this.reply("SHUT OK");
     }
     if (name == "AT+CIPMUX") return arg == "0" && st == "IP INITIAL" ? ok() : err();
     if (name == "AT+CIPHEAD") {
@@ -230,9 +223,9 @@ export class Sim800Sim extends ModemSimCore {
     if (name == "AT+CIFSR") {
       if (st == "IP INITIAL" || st == "IP START" || st == "IP CONFIG" || st == "PDP DEACT") return err();
       if (st == "IP GPRSACT") this.state = "IP STATUS";
-      return this._reply(o.ip ?? "10.77.3.21");
+      return this.reply(o.ip ?? "10.77.3.21");
     }
-    if (name == "AT+CIPSTATUS") return this._reply("OK", "STATE: " + st);
+    if (name == "AT+CIPSTATUS") return this.reply("OK", "STATE: " + st);
     if (name == "AT+CIPSTART") return this._start(arg);
     if (name == "AT+CIPSSL") {
       if (o.sslSupport === false || (arg != "0" && arg != "1") || this._link) return err();
@@ -244,7 +237,7 @@ export class Sim800Sim extends ModemSimCore {
       if (!this._link) return err();
       this._drop();
       this.state = "TCP CLOSED";
-      return this._reply("CLOSE OK");
+      return this.reply("CLOSE OK");
     }
     if (name == "AT+CFUN") {
       ok();
@@ -262,10 +255,10 @@ export class Sim800Sim extends ModemSimCore {
   private _start(arg: string): void {
     const m = /^"(TCP|UDP)"\s*,\s*"([^"]+)"\s*,\s*"?(\d+)"?$/i.exec(arg.trim());
     const st = this.state;
-    if (!m || m[1].toUpperCase() != "TCP") return this._reply("ERROR");
-    if (this._link) return this._reply("OK", "ALREADY CONNECT");
-    if (st != "IP STATUS" && st != "TCP CLOSED") return this._reply("ERROR");
-    this._reply("OK");
+    if (!m || m[1].toUpperCase() != "TCP") return this.reply("ERROR");
+    if (this._link) return this.reply("OK", "ALREADY CONNECT");
+    if (st != "IP STATUS" && st != "TCP CLOSED") return this.reply("ERROR");
+    this.reply("OK");
     this.state = "TCP CONNECTING";
     const ssl = this.ssl;
     const fail = this.sslFail;
@@ -275,7 +268,7 @@ export class Sim800Sim extends ModemSimCore {
       if (w) w();
       if (this.state != "TCP CONNECTING") return;
       this.state = "CONNECT OK";
-      this._reply("CONNECT OK");
+      this.reply("CONNECT OK");
     };
     const link: TcpLink = this.openTcp(m[2], Number(m[3]), {
       // "send-fail": CONNECT OK once TCP is up, the handshake's outcome later
@@ -302,9 +295,9 @@ export class Sim800Sim extends ModemSimCore {
         }
         this._link = null;
         this.state = "TCP CLOSED";
-        if (was != "TCP CONNECTING") this._reply("CLOSED");
-        else if (!handshake || fail == "connect-fail") this._reply("STATE: TCP CLOSED", "CONNECT FAIL");
-        else this._reply(fail == "close-ok" ? "CLOSE OK" : "ERROR");
+        if (was != "TCP CONNECTING") this.reply("CLOSED");
+        else if (!handshake || fail == "connect-fail") this.reply("STATE: TCP CLOSED", "CONNECT FAIL");
+        else this.reply(fail == "close-ok" ? "CLOSE OK" : "ERROR");
       },
     }, undefined, ssl ? {} : undefined);
     this._link = link;
@@ -313,11 +306,11 @@ export class Sim800Sim extends ModemSimCore {
   private _send(arg: string): void {
     if (arg == "") {
       this.violations.push("AT+CIPSEND without a length (Ctrl-Z form) used");
-      return this._reply("ERROR");
+      return this.reply("ERROR");
     }
     const n = Number(arg);
     const link = this._link;
-    if (!link || this.state != "CONNECT OK" || !(n >= 1 && n <= MAX_SEND) || Math.floor(n) !== n) return this._reply("ERROR");
+    if (!link || this.state != "CONNECT OK" || !(n >= 1 && n <= MAX_SEND) || Math.floor(n) !== n) return this.reply("ERROR");
     // The prompt is "> " (the core lets the board write once the ">" is out).
     this.send("> ");
     const done = (bytes: string) => {
@@ -325,11 +318,11 @@ export class Sim800Sim extends ModemSimCore {
         this.log("SSL handshake had failed: " + this._sslBroken);
         this._drop();
         this.state = "TCP CLOSED";
-        return this._reply("SEND FAIL", "CLOSED");
+        return this.reply("SEND FAIL", "CLOSED");
       }
-      if (this._link !== link) return this._reply("SEND FAIL");
+      if (this._link !== link) return this.reply("SEND FAIL");
       link.write(bytes);
-      this._reply("SEND OK");
+      this.reply("SEND OK");
     };
     this.expectRaw(n, (bytes) => {
       // behind an early CONNECT OK the handshake may still run: the answer waits for it
