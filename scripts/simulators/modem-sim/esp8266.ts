@@ -212,6 +212,15 @@ export class Esp8266Sim extends ModemSimCore {
     for (const id of this._dropMux()) this.send(id + ",CLOSED\r\n");
   }
 
+  /** A host name the part cannot resolve (not an address, not in opts.hosts): "DNS Fail", ERROR, and true. */
+  private _dnsFails(host: string): boolean {
+    const hosts = this._o.hosts;
+    const isIp = /^\d+\.\d+\.\d+\.\d+$/.test(host) || host == "localhost";
+    if (isIp || !hosts || hosts.indexOf(host) >= 0) return false;
+    this.later(() => this.reply("DNS Fail", "ERROR"), 5);
+    return true;
+  }
+
   protected onCommand(line: string): void {
     const up = line.toUpperCase();
     const eq = up.indexOf("=");
@@ -319,12 +328,7 @@ export class Esp8266Sim extends ModemSimCore {
     if (!(port > 0 && port < 65536)) return this.reply("ERROR");
     if (this.link) return this.reply("ALREADY CONNECTED", "ERROR");
     if (!this.joined) return this.reply("no ip", "ERROR");
-    const hosts = this._o.hosts;
-    const isIp = /^\d+\.\d+\.\d+\.\d+$/.test(host) || host == "localhost";
-    if (!isIp && hosts && hosts.indexOf(host) < 0) {
-      this.later(() => this.reply("DNS Fail", "ERROR"), 5);
-      return;
-    }
+    if (this._dnsFails(host)) return;
     let opened = false;
     const ssl = p[0].toUpperCase() == "SSL";
     const early = ssl && this.sslFail == "send-fail";
@@ -408,12 +412,7 @@ export class Esp8266Sim extends ModemSimCore {
     const ssl = p[1].toUpperCase() == "SSL";
     // the part holds one SSL link at most
     if (ssl && this.muxLinks.some((l) => l && l.tls)) return this.reply("ERROR");
-    const hosts = this._o.hosts;
-    const isIp = /^\d+\.\d+\.\d+\.\d+$/.test(host) || host == "localhost";
-    if (!isIp && hosts && hosts.indexOf(host) < 0) {
-      this.later(() => this.reply("DNS Fail", "ERROR"), 5);
-      return;
-    }
+    if (this._dnsFails(host)) return;
     let opened = false;
     const link: TcpLink = this.openTcp(host, port, {
       onConnect: () => {
