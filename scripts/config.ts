@@ -156,7 +156,7 @@ export function validate(c: Record<string, any>, modem: ModemKind): string[] {
   const bad = checkKeys(c, errors);
   const str = (v: unknown) => typeof v === "string";
   const { configKey, validate: checkCredentials } = modemEntry(modem);
-  if (!bad.has(configKey)) checkCredentials(c[configKey], errors, c);
+  if (!bad.has(configKey)) checkCredentials(c[configKey], errors);
   const b = c.broker;
   if (!bad.has("broker")) {
     if (!b || !str(b.host) || b.host === "") errors.push("broker.host is required (LED_BROKER_HOST)");

@@ -23,12 +23,8 @@ export interface ModemEntry {
   configFields: readonly string[];
   /** LED_* environment variables → path in the configuration. */
   env: Record<string, string>;
-  /**
-   * The credential checks of a configuration for this modem (the section may be
-   * missing), and any other setting the modem cannot carry (`config`: the whole
-   * configuration, e.g. broker.tls for a driver without TLS).
-   */
-  validate(section: Record<string, unknown> | undefined, errors: string[], config: Record<string, any>): void;
+  /** The credential checks of a configuration for this modem (the section may be missing). */
+  validate(section: Record<string, unknown> | undefined, errors: string[]): void;
   /** The board pin whose pulse restarts (or powers) the module; the driver pulses it (src/modem/<kind>.ts: modemOptions). */
   controlPin: "enable" | "pwrkey";
   /** A simulated module of this dialect that accepts these credentials (led.json's section). */
