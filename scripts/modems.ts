@@ -33,8 +33,8 @@ export interface ModemEntry {
   onControlPulse(sim: ModemSimCore): void;
   /** The board `npm start` simulates by default with this modem. */
   demoBoard: string;
-  /** The AT command (its start) that opens the TCP link: tests count the board's connections by it. */
-  openCommand: string;
+  /** The AT commands (their start) that open the link, plain or TLS: tests count the board's connections by them. */
+  openCommands: string[];
   /**
    * The frame the module pushes received bytes in, given the bytes ("+IPD,<len>:<bytes>"
    * or "+IPD<len>\r\n<bytes>"), or none when the driver pulls them with a command
@@ -75,7 +75,7 @@ export const MODEMS = {
     simulator: (wifi, opts = {}) => new Esp8266Sim({ ssid: wifi.ssid, password: wifi.password, ...opts }),
     onControlPulse: (sim) => sim.reboot(),
     demoBoard: "espruino-wifi",
-    openCommand: "AT+CIPSTART",
+    openCommands: ["AT+CIPSTART"],
     pushedFrame: ipdFrame,
   },
   sim800: {
@@ -89,7 +89,7 @@ export const MODEMS = {
     simulator: (gprs, opts = {}) => new Sim800Sim({ apn: gprs.apn, ...opts }),
     onControlPulse: (sim) => (sim as Sim800Sim).powerKey(),
     demoBoard: "pico",
-    openCommand: "AT+CIPSTART",
+    openCommands: ["AT+CIPSTART"],
     pushedFrame: ipdFrame,
   },
   sim7600: {
@@ -106,7 +106,8 @@ export const MODEMS = {
     simulator: (gprs, opts = {}) => new Sim7600Sim({ apn: gprs.apn, ...opts }),
     onControlPulse: (sim) => (sim as Sim7600Sim).powerKey(),
     demoBoard: "pico",
-    openCommand: "AT+CIPOPEN",
+    // TCP/IP service, or with TLS the SSL service
+    openCommands: ["AT+CIPOPEN", "AT+CCHOPEN"],
     pushedFrame: (bytes) => `+IPD${bytes.length}\r\n${bytes}`,
   },
 } satisfies Record<string, ModemEntry>;

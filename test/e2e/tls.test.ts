@@ -41,10 +41,6 @@ afterEach(async () => {
   rig = undefined;
 });
 
-/** Board times (ms) of the opens the board wrote (AT+CIPSTART; the SIM7600's TLS: AT+CCHOPEN). */
-function connectTimes(r: Rig): number[] {
-  return r.wire.filter((e) => e.dir === "board>" && /AT\+CIPSTART|AT\+CCHOPEN/.test(e.bytes)).map((e) => e.t);
-}
 
 describe("MQTT over TLS to Mosquitto (password file, ACL)", () => {
   for (const [board, modem] of TLS_CASES) {
@@ -102,8 +98,8 @@ describe("a wrong broker password over TLS", () => {
       });
       const r = rig;
       r.boot();
-      await r.waitFor(() => connectTimes(r).length >= 4, "four refused CONNECTs", { timeoutMs: 600_000 });
-      const tries = connectTimes(r);
+      await r.waitFor(() => r.openTimes().length >= 4, "four refused CONNECTs", { timeoutMs: 600_000 });
+      const tries = r.openTimes();
       // every try was refused; the reason is said once (the app logs a reason once until a connection succeeds)
       expect(r.vb.console.filter((l) => /refused/.test(l))).toEqual(["mqtt refused: 5"]);
       // the session's back-off after a refusal 4/5: the longest (60 s), with jitter 30..60 s
@@ -115,7 +111,7 @@ describe("a wrong broker password over TLS", () => {
       // five more minutes of board time: at most ten more tries
       const before = tries.length;
       await r.idle(300_000);
-      expect(connectTimes(r).length - before).toBeLessThanOrEqual(10);
+      expect(r.openTimes().length - before).toBeLessThanOrEqual(10);
       expect(r.received("led/status")).toEqual([]);
       expect(r.leakedSecrets(), r.vb.console.join("\n")).toEqual([]);
       expect(r.vb.console.join("\n")).not.toContain("not-the-password");

@@ -400,9 +400,15 @@ export class Rig {
     return this.wire.slice(from).filter((e) => e.dir === "board>").map((e) => e.bytes).join("");
   }
 
-  /** The connections the board opened: its modem's open command (the registry's openCommand) sent. */
+  /** The connections the board opened: its modem's open commands (the registry's openCommands) sent. */
   opens(): number {
-    return this.commands(modemEntry(this.modem).openCommand).length;
+    return modemEntry(this.modem).openCommands.reduce((n, c) => n + this.commands(c).length, 0);
+  }
+
+  /** Board times (ms) of the open commands the board wrote (from rig.wire, which keeps the latest 15,000 to 20,000 writes). */
+  openTimes(): number[] {
+    const opens = modemEntry(this.modem).openCommands;
+    return this.wire.filter((e) => e.dir === "board>" && opens.some((c) => e.bytes.startsWith(c))).map((e) => e.t);
   }
 
   /** AT commands the board sent (all, or matching a prefix). */
